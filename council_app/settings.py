@@ -1,0 +1,238 @@
+"""Typed settings, read from the environment in one place.
+
+Every environment variable the service understands is mapped here; nothing else in the
+package reads ``os.environ``.  ``load_settings`` raises ``ConfigError`` with one line that
+names the variable and what was expected, so start-up can stop without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+log = logging.getLogger(__name__)
+
+DEV_USER = "dev-user@localhost"
+DEFAULT_SQLITE_URL = "sqlite:///agent_council.db"
+
+
+class ConfigError(Exception):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_SQLITE_URL  # normalised; SQLite means the embedded default
+    sessions_dir: Path = Path("sessions")
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    db_connect_timeout_s: int = 2
+    db_statement_timeout_ms: int = 2000
+    state_flush_interval_ms: int = 350
+    state_gin_index: bool = True
+    auth_mode: str = "dev"
+    auth_tokens: tuple[str, ...] = ()  # sha256 hex digests of the accepted bearer tokens
+    cors_origins: tuple[str, ...] = ()
+    max_upload_mb: int = 20
+    max_content_length_mb: int = 100
+    council_max_parallel: int = 5
+    council_model: str = "gpt-5.1"
+    chairman_model: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    llm_timeout_s: float = 120.0
+    llm_max_retries: int = 3
+    offline_latency_ms: int = 0
+    prices_file: str | None = None
+    run_lease_seconds: int = 60
+    log_format: str = "text"
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+
+def normalize_database_url(raw: str) -> tuple[str, str | None]:
+    """Return the URL the synchronous app can use, and a note when it had to rewrite it.
+
+    Accepts ``postgresql://``, ``postgres://``, ``postgresql+psycopg2://``,
+    ``postgresql+asyncpg://`` (rewritten to psycopg2: the app is synchronous) and
+    ``sqlite:///path``.
+    """
+    value = raw.strip()
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://") :]
+    try:
+        url = make_url(value)
+    except ArgumentError as e:
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL ({mask_url(raw)}); expected "
+            "postgresql://user:password@host:port/dbname or sqlite:///path"
+        ) from e
+    note = None
+    if url.get_backend_name() == "postgresql":
+        # Only the explicit driver counts: SQLAlchemy's default for a bare postgresql://
+        # differs between versions, and this app always runs on psycopg2.
+        driver = url.drivername.partition("+")[2]
+        if driver == "asyncpg":
+            note = "DATABASE_URL uses postgresql+asyncpg; rewritten to postgresql+psycopg2"
+        elif driver not in ("psycopg2", ""):
+            raise ConfigError(
+                f"DATABASE_URL driver '{driver}' is not supported; use postgresql:// "
+                "(psycopg2) or postgresql+asyncpg:// (rewritten to psycopg2)"
+            )
+        url = url.set(drivername="postgresql+psycopg2")
+    elif url.get_backend_name() != "sqlite":
+        raise ConfigError(
+            f"DATABASE_URL scheme '{url.drivername}' is not supported; expected "
+            "postgresql://... or sqlite:///path"
+        )
+    return url.render_as_string(hide_password=False), note
+
+
+def mask_url(raw: str | URL | None) -> str | None:
+    """The URL with its password replaced by ***, safe for logs and /api/health."""
+    if raw is None:
+        return None
+    try:
+        url = raw if isinstance(raw, URL) else make_url(str(raw))
+    except ArgumentError:
+        return "<unparseable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise ConfigError(
+            f"{name}={raw!r} is invalid; expected a whole number from {minimum} to {maximum}"
+        )
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    parsed = parse_bool(raw)
+    if parsed is None:
+        raise ConfigError(f"{name}={raw!r} is invalid; expected one of 1/0, true/false, yes/no")
+    return parsed
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r} is invalid; expected one of {', '.join(choices)}")
+    return value
+
+
+def parse_bool(raw: str) -> bool | None:
+    """true/false, 1/0, yes/no, on/off in any case; None when it is none of them."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def hash_token(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tokens(env: Mapping[str, str]) -> tuple[str, ...]:
+    """AUTH_TOKENS holds plain tokens, AUTH_TOKEN_HASHES sha256 digests; only digests are kept."""
+    digests = [hash_token(t.strip()) for t in env.get("AUTH_TOKENS", "").split(",") if t.strip()]
+    for raw in env.get("AUTH_TOKEN_HASHES", "").split(","):
+        raw = raw.strip().lower()
+        if not raw:
+            continue
+        if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
+            raise ConfigError(
+                "AUTH_TOKEN_HASHES has an entry that is not a sha256 hex digest; expected "
+                "comma-separated 64-character hex digests"
+            )
+        digests.append(raw)
+    return tuple(digests)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from an environment mapping (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    database_url = DEFAULT_SQLITE_URL
+    raw_url = env.get("DATABASE_URL", "").strip()
+    if raw_url:
+        database_url, note = normalize_database_url(raw_url)
+        if note:
+            log.warning(note)
+    auth_mode = _choice(env, "AUTH_MODE", "dev", ("dev", "token"))
+    tokens = _tokens(env)
+    if auth_mode == "token" and not tokens:
+        raise ConfigError(
+            "AUTH_MODE=token needs AUTH_TOKENS (comma-separated tokens) or AUTH_TOKEN_HASHES "
+            "(comma-separated sha256 digests)"
+        )
+    default_cors = "http://localhost:5173" if auth_mode == "dev" else ""
+    cors = tuple(o.strip() for o in env.get("CORS_ORIGINS", default_cors).split(",") if o.strip())
+    timeout_raw = env.get("LLM_TIMEOUT_S", "").strip()
+    try:
+        llm_timeout = float(timeout_raw) if timeout_raw else 120.0
+        if not 0 < llm_timeout <= 3600:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"LLM_TIMEOUT_S={timeout_raw!r} is invalid; expected seconds between 0 and 3600"
+        ) from None
+    return Settings(
+        database_url=database_url,
+        sessions_dir=Path(env.get("SESSIONS_DIR", "").strip() or "sessions"),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
+        db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
+        db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 2, 1, 60),
+        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100, 600_000),
+        state_flush_interval_ms=_int(env, "STATE_FLUSH_INTERVAL_MS", 350, 10, 60_000),
+        state_gin_index=_bool(env, "STATE_GIN_INDEX", True),
+        auth_mode=auth_mode,
+        auth_tokens=tokens,
+        cors_origins=cors,
+        max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, 1, 1024),
+        max_content_length_mb=_int(env, "MAX_CONTENT_LENGTH_MB", 100, 1, 4096),
+        council_max_parallel=_int(env, "COUNCIL_MAX_PARALLEL", 5, 1, 64),
+        council_model=env.get("COUNCIL_MODEL", "").strip() or "gpt-5.1",
+        chairman_model=env.get("CHAIRMAN_MODEL", "").strip() or None,
+        openai_api_key=env.get("OPENAI_API_KEY", "").strip() or None,
+        openai_base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+        llm_timeout_s=llm_timeout,
+        llm_max_retries=_int(env, "LLM_MAX_RETRIES", 3, 0, 20),
+        offline_latency_ms=_int(env, "OFFLINE_LATENCY_MS", 0, 0, 600_000),
+        prices_file=env.get("COUNCIL_PRICES_FILE", "").strip() or None,
+        run_lease_seconds=_int(env, "RUN_LEASE_SECONDS", 60, 2, 86_400),
+        log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+    )
+
+
+def settings_from_mapping(values: Mapping[str, object]) -> Settings:
+    """Settings from a test_config dict of field names (for create_app in tests)."""
+    known = {f.name for f in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**values)  # type: ignore[arg-type]

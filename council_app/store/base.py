@@ -1,0 +1,194 @@
+"""The storage interface every backend implements, and its backend-neutral errors.
+
+A session's state is one JSON document (the legacy ``state.json`` format).  Its small, hot
+keys (the ones ``/status`` returns and progress updates touch) are kept apart in a
+``progress`` column so that a progress flush and a status poll never touch the large, cold
+document.  Readers always see one document: ``StoredState.state`` has the hot keys merged in.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Keys kept in the small hot column.  A state write copies them there; progress flushes
+# deep-merge into it; every read overlays it on the document.
+HOT_KEYS: tuple[str, ...] = (
+    "status",
+    "current_step",
+    "execution_status",
+    "review_status",
+    "execution_error",
+    "review_error",
+    "progress",
+    "tokens",
+)
+
+
+class StoreError(Exception):
+    """Base of every storage error the rest of the app sees."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or did not answer in time; retry later (HTTP 503)."""
+
+
+class RevisionConflict(StoreError):
+    """A compare-and-set write lost: the stored revision moved on since it was read."""
+
+
+@dataclass
+class SessionRow:
+    """Metadata of one session: what listings and ownership checks need."""
+
+    session_id: str
+    user_id: str
+    question: str
+    status: str
+    current_step: str
+    cost_usd: float | None
+    total_tokens: int | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+    @classmethod
+    def from_db(cls, row: Any) -> SessionRow:
+        """From a row of the ``sessions`` table (either backend)."""
+        return cls(
+            session_id=row.id,
+            user_id=row.user_id,
+            question=row.question or "",
+            status=row.status,
+            current_step=row.current_step,
+            cost_usd=row.cost,
+            total_tokens=row.total_tokens,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            deleted_at=row.deleted_at,
+        )
+
+
+@dataclass
+class StoredState:
+    state: dict[str, Any]
+    revision: int  # 0 when the session has no row yet (a legacy file read as a fallback)
+
+
+@dataclass
+class ProgressWrite:
+    """One dirty session in a flush: a deep-merge patch of hot keys, and its revision."""
+
+    session_id: str
+    patch: dict[str, Any]
+    revision: int
+    meta: dict[str, Any] = field(default_factory=dict)  # cost_usd / total_tokens to sync
+
+
+def deep_merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``target`` in place: dicts merge recursively, other values replace.
+
+    The PostgreSQL function ``council_jsonb_merge`` implements the same rule, so a patch
+    means the same thing in memory, in SQLite and in PostgreSQL.
+    """
+    for key, value in patch.items():
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            deep_merge(current, value)
+        else:
+            target[key] = _copy(value)
+    return target
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def hot_part(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: state[k] for k in HOT_KEYS if k in state}
+
+
+def overlay_hot(state: dict[str, Any], hot: dict[str, Any] | None) -> dict[str, Any]:
+    """The document as callers see it: the hot column is authoritative for its keys."""
+    if hot:
+        state.update(hot)
+    return state
+
+
+def meta_from_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The metadata columns a state write keeps in step with the document."""
+    tokens = state.get("tokens") if isinstance(state.get("tokens"), dict) else {}
+    cost = tokens.get("total_cost_usd")
+    total = tokens.get("total_tokens")
+    return {
+        "question": state.get("question") if isinstance(state.get("question"), str) else "",
+        "status": state.get("status") or "idle",
+        "current_step": state.get("current_step") or "input",
+        "cost": float(cost) if isinstance(cost, int | float) else None,
+        "total_tokens": int(total) if isinstance(total, int | float) else None,
+    }
+
+
+class StateStore(abc.ABC):
+    """What the app needs from storage.  Implementations raise only ``StoreError`` subclasses."""
+
+    backend: str
+
+    @abc.abstractmethod
+    def create_schema(self) -> None:
+        """Create tables idempotently; safe when several workers start at once."""
+
+    @abc.abstractmethod
+    def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:
+        """Insert a new session's metadata and state in one transaction."""
+
+    @abc.abstractmethod
+    def get_session(self, session_id: str) -> SessionRow | None:
+        """Metadata, including soft-deleted sessions (callers answer 410 for those)."""
+
+    @abc.abstractmethod
+    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
+        """The user's live sessions, newest first."""
+
+    @abc.abstractmethod
+    def load(self, session_id: str) -> StoredState | None:
+        """The whole document with its hot keys merged in, and its revision."""
+
+    @abc.abstractmethod
+    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
+        """Metadata and the hot keys only: the cost of this read must not grow with the state."""
+
+    @abc.abstractmethod
+    def write_state(
+        self, session_id: str, state: dict[str, Any], *, expected_revision: int, new_revision: int
+    ) -> None:
+        """Replace the document if the stored revision is still ``expected_revision``.
+
+        Also resets the hot column to the document's hot keys and syncs the metadata row.
+        Raises ``RevisionConflict`` when another writer got there first.
+        """
+
+    @abc.abstractmethod
+    def write_progress(self, writes: list[ProgressWrite]) -> list[str]:
+        """Apply a batch of progress patches in one transaction; return the ids rejected as
+        stale (stored revision not older than the patch's)."""
+
+    @abc.abstractmethod
+    def mark_deleted(self, session_id: str, *, hard: bool) -> None:
+        """Soft delete (tombstone); ``hard`` also drops the stored state."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """A trivial round trip; raises StoreUnavailable."""
+
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """Drop connections inherited from the parent process."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections at shutdown."""

@@ -1,0 +1,133 @@
+"""The legacy ``sessions/<id>/state.json`` files: durable writes, tolerant reads.
+
+Shared by the file backend (its primary store), the PostgreSQL backend (a read-only
+fallback for sessions not migrated yet) and ``migrate_state.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from council_app.session_ids import is_valid_session_id
+from council_app.settings import DEV_USER
+from council_app.store.base import SessionRow
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+def state_path(sessions_dir: Path, session_id: str) -> Path:
+    if not is_valid_session_id(session_id):
+        raise ValueError(f"not a session id: {session_id!r}")
+    return Path(sessions_dir) / session_id / STATE_FILE
+
+
+def read_state(sessions_dir: Path, session_id: str) -> dict[str, Any] | None:
+    """The file's document, or None when it is missing or unreadable (logged)."""
+    try:
+        path = state_path(sessions_dir, session_id)
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("Unreadable state file for %s: %s", session_id, e)
+        return None
+    if not isinstance(data, dict):
+        log.warning("State file for %s is not a JSON object", session_id)
+        return None
+    return data
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write so that a reader sees the old file or the new one, never a torn one, and the
+    new one survives a crash once this returns: temp file in the same directory, fsync,
+    rename over, fsync the directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """ISO 8601 to aware UTC; legacy timestamps carry no zone and are UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def derive_status(state: dict[str, Any]) -> str:
+    """Older files have no status: say what their content shows."""
+    status = state.get("status")
+    if isinstance(status, str) and status:
+        return status
+    if state.get("chairman_verdict"):
+        return "verdict_complete"
+    if state.get("peer_reviews"):
+        return "review_complete"
+    if state.get("execution_results"):
+        return "execution_complete"
+    return "idle"
+
+
+def session_row(session_id: str, state: dict[str, Any], default_user: str = DEV_USER) -> SessionRow:
+    """Metadata derived from a document (for sessions that have no metadata row)."""
+    created = parse_timestamp(state.get("created_at"))
+    updated = parse_timestamp(state.get("updated_at")) or created
+    fallback = _timestamp_from_id(session_id) or datetime.now(UTC)
+    tokens = state.get("tokens") if isinstance(state.get("tokens"), dict) else {}
+    cost = tokens.get("total_cost_usd")
+    total = tokens.get("total_tokens")
+    user = state.get("user_id")
+    question = state.get("question")
+    deleted = state.get("deleted") is True
+    return SessionRow(
+        session_id=session_id,
+        user_id=user if isinstance(user, str) and user else default_user,
+        question=question if isinstance(question, str) else "",
+        status=derive_status(state),
+        current_step=state.get("current_step") or "input",
+        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        total_tokens=int(total) if isinstance(total, int | float) else None,
+        created_at=created or fallback,
+        updated_at=updated or fallback,
+        deleted_at=(updated or fallback) if deleted else None,
+    )
+
+
+def _timestamp_from_id(session_id: str) -> datetime | None:
+    try:
+        _, day, clock, _ = session_id.split("_", 3)
+        return datetime.strptime(day + clock, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None

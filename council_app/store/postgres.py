@@ -1,0 +1,359 @@
+"""PostgreSQL backend: the document in JSONB, hot keys in their own small JSONB column."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, create_engine, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from council_app.settings import Settings, mask_url
+from council_app.store import legacy_files
+from council_app.store.base import (
+    ProgressWrite,
+    RevisionConflict,
+    SessionRow,
+    StateStore,
+    StoredState,
+    StoreError,
+    StoreUnavailable,
+    hot_part,
+    meta_from_state,
+    overlay_hot,
+)
+from council_app.store.schema import (
+    GIN_INDEX_NAME,
+    PG_MERGE_FUNCTION,
+    metadata,
+    session_state,
+    sessions,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# Serialises schema creation across workers and hosts (transaction-scoped: PgBouncer-safe).
+_SCHEMA_LOCK_KEY = 0x436F_756E_6369_6C  # "Council"
+
+# One statement per flush: the batch travels as one JSON parameter and is unpacked by
+# PostgreSQL, the hot column is deep-merged only where the patch is newer, and the
+# metadata row's cost follows.  Returns the ids that were applied.
+_FLUSH_SQL = text(
+    """
+    WITH batch AS (
+        SELECT b.session_id, b.patch, b.revision, b.cost, b.total_tokens
+        FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS b(
+            session_id text, patch jsonb, revision bigint, cost double precision,
+            total_tokens bigint)
+    ), applied AS (
+        UPDATE session_state AS s
+        SET progress = council_jsonb_merge(COALESCE(s.progress, '{}'::jsonb), b.patch),
+            revision = b.revision,
+            updated_at = now()
+        FROM batch AS b
+        WHERE s.session_id = b.session_id AND s.revision < b.revision
+        RETURNING s.session_id
+    ), meta AS (
+        UPDATE sessions AS m
+        SET cost = COALESCE(b.cost, m.cost),
+            total_tokens = COALESCE(b.total_tokens, m.total_tokens),
+            updated_at = now()
+        FROM batch AS b JOIN applied AS a ON a.session_id = b.session_id
+        WHERE m.id = b.session_id
+    )
+    SELECT session_id FROM applied
+    """
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class PostgresStore(StateStore):
+    backend = "postgresql"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url_masked = mask_url(settings.database_url)
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=settings.db_connect_timeout_s,
+            pool_recycle=1800,
+            json_serializer=_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={
+                "connect_timeout": settings.db_connect_timeout_s,
+                "application_name": "agent-council",
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+            },
+        )
+        self._pid = os.getpid()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction whose driver errors come out as backend-neutral StoreErrors."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except StoreError:
+            raise
+        except (OperationalError, PoolTimeout) as e:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {_reason(e)}") from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable(f"PostgreSQL connection lost: {_reason(e)}") from e
+            raise StoreError(f"PostgreSQL error: {_reason(e)}") from e
+        except SQLAlchemyError as e:
+            raise StoreError(f"storage error: {_reason(e)}") from e
+
+    def after_fork(self) -> None:
+        # Keep the parent's connections open for the parent; get fresh ones here.
+        self.engine.dispose(close=False)
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        with self._tx() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            metadata.create_all(conn, checkfirst=True)
+            conn.execute(text(PG_MERGE_FUNCTION))
+        self._ensure_gin_index()
+
+    def _ensure_gin_index(self) -> None:
+        """Best effort: a failure is a warning, never a failed start-up."""
+        try:
+            with self._tx() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                if self.settings.state_gin_index:
+                    conn.execute(
+                        text(
+                            f"CREATE INDEX IF NOT EXISTS {GIN_INDEX_NAME} ON session_state "
+                            "USING gin (state jsonb_path_ops)"
+                        )
+                    )
+                else:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {GIN_INDEX_NAME}"))
+        except StoreError as e:
+            log.warning("GIN index on session_state.state not changed: %s", e)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        with self._tx() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+        if row is not None:
+            return SessionRow.from_db(row)
+        return self._legacy_row(session_id)
+
+    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
+        query = (
+            select(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None))
+            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._tx() as conn:
+            return [SessionRow.from_db(r) for r in conn.execute(query)]
+
+    def load(self, session_id: str) -> StoredState | None:
+        query = select(
+            session_state.c.state, session_state.c.progress, session_state.c.revision
+        ).where(session_state.c.session_id == session_id)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
+            return None if legacy is None else StoredState(legacy, 0)
+        state = row.state if isinstance(row.state, dict) else {}
+        return StoredState(overlay_hot(state, row.progress), int(row.revision))
+
+    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
+        query = (
+            select(sessions, session_state.c.progress)
+            .select_from(
+                sessions.outerjoin(session_state, session_state.c.session_id == sessions.c.id)
+            )
+            .where(sessions.c.id == session_id)
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
+            if legacy is None:
+                return None
+            return legacy_files.session_row(session_id, legacy), legacy
+        return SessionRow.from_db(row), dict(row.progress or {})
+
+    def _legacy_row(self, session_id: str) -> SessionRow | None:
+        legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
+        return None if legacy is None else legacy_files.session_row(session_id, legacy)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:
+        meta = meta_from_state(state)
+        with self._tx() as conn:
+            conn.execute(
+                insert(sessions).values(
+                    id=row.session_id,
+                    user_id=row.user_id,
+                    question=meta["question"],
+                    status=meta["status"],
+                    current_step=meta["current_step"],
+                    cost=meta["cost"],
+                    total_tokens=meta["total_tokens"],
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                )
+            )
+            conn.execute(
+                insert(session_state).values(
+                    session_id=row.session_id,
+                    state=state,
+                    progress=hot_part(state),
+                    revision=revision,
+                    updated_at=row.updated_at,
+                )
+            )
+
+    def write_state(
+        self, session_id: str, state: dict[str, Any], *, expected_revision: int, new_revision: int
+    ) -> None:
+        now = utcnow()
+        meta = meta_from_state(state)
+        with self._tx() as conn:
+            if expected_revision == 0:
+                # First write of a session read from a legacy file: insert, or lose the race.
+                result = conn.execute(
+                    text(
+                        "INSERT INTO session_state (session_id, state, progress, revision, "
+                        "updated_at) VALUES (:sid, CAST(:state AS jsonb), CAST(:hot AS jsonb), "
+                        ":rev, :now) ON CONFLICT (session_id) DO NOTHING"
+                    ),
+                    {
+                        "sid": session_id,
+                        "state": _dumps(state),
+                        "hot": _dumps(hot_part(state)),
+                        "rev": new_revision,
+                        "now": now,
+                    },
+                )
+                if result.rowcount == 0:
+                    raise RevisionConflict(session_id)
+                self._ensure_meta_row(conn, session_id, state)
+            else:
+                result = conn.execute(
+                    update(session_state)
+                    .where(
+                        session_state.c.session_id == session_id,
+                        session_state.c.revision == expected_revision,
+                    )
+                    .values(
+                        state=state, progress=hot_part(state), revision=new_revision, updated_at=now
+                    )
+                )
+                if result.rowcount == 0:
+                    raise RevisionConflict(session_id)
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(
+                    question=meta["question"],
+                    status=meta["status"],
+                    current_step=meta["current_step"],
+                    cost=meta["cost"],
+                    total_tokens=meta["total_tokens"],
+                    updated_at=now,
+                )
+            )
+
+    def _ensure_meta_row(self, conn: Connection, session_id: str, state: dict[str, Any]) -> None:
+        legacy = legacy_files.session_row(session_id, state)
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, user_id, question, status, current_step, created_at, "
+                "updated_at) VALUES (:id, :user, :q, :status, :step, :created, :updated) "
+                "ON CONFLICT (id) DO NOTHING"
+            ),
+            {
+                "id": session_id,
+                "user": legacy.user_id,
+                "q": legacy.question,
+                "status": legacy.status,
+                "step": legacy.current_step,
+                "created": legacy.created_at,
+                "updated": legacy.updated_at,
+            },
+        )
+
+    def write_progress(self, writes: list[ProgressWrite]) -> list[str]:
+        if not writes:
+            return []
+        batch = [
+            {
+                "session_id": w.session_id,
+                "patch": w.patch,
+                "revision": w.revision,
+                "cost": w.meta.get("cost_usd"),
+                "total_tokens": w.meta.get("total_tokens"),
+            }
+            for w in writes
+        ]
+        with self._tx() as conn:
+            applied = {r[0] for r in conn.execute(_FLUSH_SQL, {"batch": _dumps(batch)})}
+        return [w.session_id for w in writes if w.session_id not in applied]
+
+    def mark_deleted(self, session_id: str, *, hard: bool) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(deleted_at=func.coalesce(sessions.c.deleted_at, now), updated_at=now)
+            )
+            if hard:
+                conn.execute(session_state.delete().where(session_state.c.session_id == session_id))
+            else:
+                conn.execute(
+                    update(session_state)
+                    .where(session_state.c.session_id == session_id)
+                    .values(
+                        state=func.jsonb_set(
+                            func.coalesce(session_state.c.state, text("'{}'::jsonb")),
+                            text("'{deleted}'"),
+                            text("'true'::jsonb"),
+                        ),
+                        updated_at=now,
+                    )
+                )
+
+    def ping(self) -> None:
+        with self._tx() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def _reason(e: Exception) -> str:
+    """The driver's first line, without SQL or parameters (they may hold user data)."""
+    orig = getattr(e, "orig", None) or e
+    first = str(orig).strip().splitlines()
+    return first[0] if first else type(orig).__name__

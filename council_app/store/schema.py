@@ -1,0 +1,116 @@
+"""Tables (SQLAlchemy Core, one MetaData) shared by both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import JSON
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC on both backends (SQLite keeps no zone; naive values are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("user_id", String(320), nullable=False),
+    Column("question", Text, nullable=False, default=""),
+    Column("status", String(32), nullable=False, default="idle"),
+    Column("current_step", String(32), nullable=False, default="input"),
+    Column("cost", Float, nullable=True),  # running total in USD
+    Column("total_tokens", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    # Legacy: the pre-PostgreSQL server kept the whole state here.  Read by the migration only.
+    Column("state", Text, nullable=True),
+    # Lease of the background run (execute/review) that owns this session, if any.
+    Column("run_owner", String(64), nullable=True),
+    Column("run_lease_until", UTCDateTime, nullable=True),
+    Column("cancel_requested", UTCDateTime, nullable=True),
+)
+Index("ix_sessions_user_created", sessions.c.user_id, sessions.c.created_at)
+
+session_state = Table(
+    "session_state",
+    metadata,
+    Column("session_id", String(128), primary_key=True),
+    # The whole document.  NULL for the file backend, which keeps it in state.json.
+    Column("state", JSONDocument, nullable=True),
+    # The hot keys (base.HOT_KEYS): small, rewritten by every progress flush.
+    Column("progress", JSONDocument, nullable=True),
+    Column("revision", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+GIN_INDEX_NAME = "ix_session_state_state_gin"
+
+# Deep merge with the same rule as base.deep_merge: objects merge, anything else replaces.
+PG_MERGE_FUNCTION = """
+CREATE OR REPLACE FUNCTION council_jsonb_merge(target jsonb, patch jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $fn$
+DECLARE
+    k text;
+    v jsonb;
+    result jsonb;
+BEGIN
+    IF patch IS NULL THEN
+        RETURN target;
+    END IF;
+    IF jsonb_typeof(patch) <> 'object' OR target IS NULL OR jsonb_typeof(target) <> 'object' THEN
+        RETURN patch;
+    END IF;
+    result := target;
+    FOR k, v IN SELECT key, value FROM jsonb_each(patch) LOOP
+        IF jsonb_typeof(v) = 'object' AND jsonb_typeof(result -> k) = 'object' THEN
+            result := jsonb_set(result, ARRAY[k], council_jsonb_merge(result -> k, v));
+        ELSE
+            result := jsonb_set(result, ARRAY[k], v, true);
+        END IF;
+    END LOOP;
+    RETURN result;
+END
+$fn$;
+"""
