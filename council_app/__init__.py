@@ -1,0 +1,1 @@
+"""Agent Council Server application package."""

@@ -1,0 +1,1 @@
+"""Council workflow: uploads, session logs and orchestration."""
