@@ -1,1 +1,77 @@
-"""Agent Council Server application package."""
+"""Agent Council Server: a council of AI personas answers, reviews, and a chairman decides."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from council_app.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app.  Settings come from the environment, read here and only here;
+    ``test_config`` overrides fields of ``Settings`` by name."""
+    from council_app.api import errors, health, sessions
+    from council_app.jsonio import OrjsonProvider
+    from council_app.logging_setup import configure_logging
+    from council_app.services import build_services
+
+    settings: Settings = load_settings()
+    if test_config:
+        settings = dataclasses.replace(settings, **dict(test_config))
+    configure_logging(settings.log_format)
+
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length_mb * 1024 * 1024
+    app.config["COUNCIL_SETTINGS"] = settings
+
+    svc = build_services(settings)
+    svc.store.create_schema()
+    app.extensions["council"] = svc
+
+    errors.register_error_handlers(app)
+    app.register_blueprint(sessions.bp)
+    app.register_blueprint(health.bp)
+    _register_web(app)
+    _register_cors(app, settings)
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    log.info(
+        "Agent Council Server ready: backend=%s provider=%s",
+        svc.store.backend,
+        svc.provider.name,
+    )
+    return app
+
+
+def _register_web(app: Flask) -> None:
+    try:
+        from council_app import web
+    except ImportError:
+        return
+    app.register_blueprint(web.bp)
+
+
+def _register_cors(app: Flask, settings: Settings) -> None:
+    if not settings.cors_origins:
+        return
+    from flask_cors import CORS
+
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": list(settings.cors_origins)}},
+        methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "X-User-Id"],
+        max_age=600,
+    )

@@ -37,7 +37,7 @@ class Settings:
     state_flush_interval_ms: int = 350
     state_gin_index: bool = True
     auth_mode: str = "dev"
-    auth_tokens: tuple[str, ...] = ()  # sha256 hex digests of the accepted bearer tokens
+    auth_tokens: tuple[tuple[str, str], ...] = ()  # (user, sha256 digest of the token)
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: int = 20
     max_content_length_mb: int = 100
@@ -158,20 +158,31 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _tokens(env: Mapping[str, str]) -> tuple[str, ...]:
-    """AUTH_TOKENS holds plain tokens, AUTH_TOKEN_HASHES sha256 digests; only digests are kept."""
-    digests = [hash_token(t.strip()) for t in env.get("AUTH_TOKENS", "").split(",") if t.strip()]
-    for raw in env.get("AUTH_TOKEN_HASHES", "").split(","):
-        raw = raw.strip().lower()
-        if not raw:
+def _tokens(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(user, sha256 digest) pairs; only digests are kept in memory.
+
+    AUTH_TOKENS holds ``user=token`` entries (or bare tokens, named after their digest),
+    AUTH_TOKEN_HASHES ``user=<sha256 hex>`` entries, both comma-separated.
+    """
+    pairs: list[tuple[str, str]] = []
+    for raw in env.get("AUTH_TOKENS", "").split(","):
+        user, _, token = raw.strip().rpartition("=") if "=" in raw else ("", "", raw.strip())
+        if not token:
             continue
-        if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
+        digest = hash_token(token)
+        pairs.append((user.strip() or f"token-{digest[:12]}", digest))
+    for raw in env.get("AUTH_TOKEN_HASHES", "").split(","):
+        if not raw.strip():
+            continue
+        user, _, digest = raw.strip().rpartition("=")
+        digest = digest.lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ConfigError(
-                "AUTH_TOKEN_HASHES has an entry that is not a sha256 hex digest; expected "
-                "comma-separated 64-character hex digests"
+                "AUTH_TOKEN_HASHES has an entry that is not user=<sha256 hex digest>; expected "
+                "comma-separated user=<64 hex characters>"
             )
-        digests.append(raw)
-    return tuple(digests)
+        pairs.append((user.strip() or f"token-{digest[:12]}", digest))
+    return tuple(pairs)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -187,8 +198,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     tokens = _tokens(env)
     if auth_mode == "token" and not tokens:
         raise ConfigError(
-            "AUTH_MODE=token needs AUTH_TOKENS (comma-separated tokens) or AUTH_TOKEN_HASHES "
-            "(comma-separated sha256 digests)"
+            "AUTH_MODE=token needs AUTH_TOKENS (comma-separated user=token) or "
+            "AUTH_TOKEN_HASHES (comma-separated user=<sha256 hex>)"
         )
     default_cors = "http://localhost:5173" if auth_mode == "dev" else ""
     cors = tuple(o.strip() for o in env.get("CORS_ORIGINS", default_cors).split(",") if o.strip())

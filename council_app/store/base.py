@@ -24,6 +24,7 @@ HOT_KEYS: tuple[str, ...] = (
     "review_error",
     "progress",
     "tokens",
+    "run",  # lease of the background run: owner, heartbeat deadline, cancel request
 )
 
 

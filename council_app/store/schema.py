@@ -66,10 +66,6 @@ sessions = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     # Legacy: the pre-PostgreSQL server kept the whole state here.  Read by the migration only.
     Column("state", Text, nullable=True),
-    # Lease of the background run (execute/review) that owns this session, if any.
-    Column("run_owner", String(64), nullable=True),
-    Column("run_lease_until", UTCDateTime, nullable=True),
-    Column("cancel_requested", UTCDateTime, nullable=True),
 )
 Index("ix_sessions_user_created", sessions.c.user_id, sessions.c.created_at)
 

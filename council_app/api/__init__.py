@@ -1,0 +1,1 @@
+"""HTTP layer: blueprints per area, one place for error mapping."""

@@ -1,0 +1,61 @@
+"""/api/health: can state be persisted right now?  Answers within ~2 s even if the DB hangs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from flask import Blueprint, Response, jsonify
+
+from council_app.services import services
+from council_app.settings import mask_url
+from council_app.store import StoreError
+
+bp = Blueprint("health", __name__, url_prefix="/api")
+
+CHECK_TIMEOUT_S = 1.5
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _checker() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="health")
+        return _pool
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    svc = services()
+    started = time.perf_counter()
+    database: dict[str, object]
+    try:
+        _checker().submit(svc.store.ping).result(timeout=CHECK_TIMEOUT_S)
+        database = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except FutureTimeout:
+        database = {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_S} s"}
+    except StoreError as e:
+        database = {"ok": False, "error": str(e)}
+    stats = svc.flusher.stats
+    ok = bool(database["ok"])
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "backend": svc.store.backend,
+        "database_url": mask_url(svc.settings.database_url),
+        "database": database,
+        "provider": svc.provider.name,
+        "flusher": {
+            "pending_sessions": svc.flusher.pending_sessions,
+            "interval_ms": svc.settings.state_flush_interval_ms,
+            "last_flush_at": stats.last_flush_at,
+            "last_error": stats.last_error,
+            "failed_flushes": stats.failed_flushes,
+            "stale_writes_rejected": stats.stale_rejected,
+            "updates_accepted": stats.updates_accepted,
+        },
+    }
+    return jsonify(body), 200 if ok else 503

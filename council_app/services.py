@@ -1,0 +1,72 @@
+"""The per-process objects the app is made of, built once by ``create_app``."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import weakref
+from dataclasses import dataclass
+
+from flask import current_app
+
+from council_app.flusher import ProgressFlusher
+from council_app.providers import LLMProvider, make_provider
+from council_app.providers.pricing import PriceTable
+from council_app.revisions import RevisionClock
+from council_app.settings import Settings
+from council_app.state import SessionStates
+from council_app.store import StateStore, build_store
+from council_app.workflow.council import CouncilWorkflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: StateStore
+    flusher: ProgressFlusher
+    states: SessionStates
+    provider: LLMProvider
+    prices: PriceTable
+    workflow: CouncilWorkflow
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Flush pending progress and release connections; True when nothing was lost."""
+        self.workflow.stop()
+        ok = self.flusher.stop(timeout)
+        if not ok:
+            log.error(
+                "Shutdown with %d sessions' progress not written to the database",
+                self.flusher.pending_sessions,
+            )
+        self.store.close()
+        return ok
+
+
+def build_services(settings: Settings) -> Services:
+    from council_app import metrics
+
+    store = build_store(settings)
+    clock = RevisionClock()
+    flusher = ProgressFlusher(
+        store, settings.state_flush_interval_ms / 1000, clock, on_flush=metrics.observe_flush
+    )
+    states = SessionStates(store, flusher, clock)
+    provider = make_provider(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        offline_latency_ms=settings.offline_latency_ms,
+    )
+    prices = PriceTable.load(settings.prices_file)
+    workflow = CouncilWorkflow(settings, states, provider, prices, metrics.observe_run)
+    services = Services(settings, store, flusher, states, provider, prices, workflow)
+    ref = weakref.ref(services)
+    atexit.register(lambda: (s := ref()) is not None and s.shutdown())
+    return services
+
+
+def services() -> Services:
+    return current_app.extensions["council"]

@@ -1,0 +1,72 @@
+"""Running token and cost totals of a session, per step and per agent."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+def empty_tokens() -> dict[str, Any]:
+    return {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "total_cost_usd": 0.0,
+        "by_step": {},
+        "by_agent": {},
+    }
+
+
+class CostMeter:
+    """Adds each LLM call to the session's totals; thread-safe for parallel agents."""
+
+    def __init__(self, tokens: dict[str, Any] | None) -> None:
+        base = empty_tokens()
+        if isinstance(tokens, dict):
+            for key in ("input_tokens", "output_tokens", "total_tokens"):
+                if isinstance(tokens.get(key), int | float):
+                    base[key] = int(tokens[key])
+            if isinstance(tokens.get("total_cost_usd"), int | float):
+                base["total_cost_usd"] = float(tokens["total_cost_usd"])
+            for key in ("by_step", "by_agent"):
+                if isinstance(tokens.get(key), dict):
+                    base[key] = {k: dict(v) for k, v in tokens[key].items() if isinstance(v, dict)}
+        self._tokens = base
+        self._lock = threading.Lock()
+
+    def add(
+        self, step: str, agent: str, input_tokens: int, output_tokens: int, cost: float
+    ) -> dict:
+        """Record one call; returns a copy of the new totals."""
+        with self._lock:
+            t = self._tokens
+            for bucket in (t, _bucket(t["by_step"], step), _bucket(t["by_agent"], agent)):
+                bucket["input_tokens"] += input_tokens
+                bucket["output_tokens"] += output_tokens
+                bucket["total_tokens"] += input_tokens + output_tokens
+                bucket["total_cost_usd"] = round(bucket["total_cost_usd"] + cost, 8)
+            return self.snapshot_locked()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return self.snapshot_locked()
+
+    def snapshot_locked(self) -> dict[str, Any]:
+        t = self._tokens
+        return {
+            **{k: t[k] for k in ("input_tokens", "output_tokens", "total_tokens")},
+            "total_cost_usd": t["total_cost_usd"],
+            "by_step": {k: dict(v) for k, v in t["by_step"].items()},
+            "by_agent": {k: dict(v) for k, v in t["by_agent"].items()},
+        }
+
+
+def _bucket(group: dict[str, Any], name: str) -> dict[str, Any]:
+    if name not in group:
+        group[name] = {
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "total_tokens": 0,
+            "total_cost_usd": 0.0,
+        }
+    return group[name]

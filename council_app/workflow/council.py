@@ -1,0 +1,728 @@
+"""The council steps: build, edit, execute, peer review, synthesize.
+
+Every step transition is a compare-and-set on the session's revision (``SessionStates.
+update``), so two workers asked to start the same step start it once.  Execute and review
+run in a background thread holding a lease that a heartbeat renews through the flusher;
+progress goes through the flusher too, results through an immediate write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from council_app.providers import LLMProvider, ProviderError
+from council_app.providers.pricing import PriceTable
+from council_app.session_ids import new_session_id, session_dir
+from council_app.settings import Settings
+from council_app.state import SessionStates
+from council_app.store.base import SessionRow, StoreUnavailable
+from council_app.store.schema import utcnow
+from council_app.workflow import prompts
+from council_app.workflow.costs import CostMeter, empty_tokens
+from council_app.workflow.errors import (
+    NotReady,
+    PrerequisiteMissing,
+    StepConflict,
+    UpstreamFailed,
+)
+from council_app.workflow.parsing import (
+    ParseError,
+    aggregate_scores,
+    parse_council,
+    parse_review,
+    split_tldr,
+)
+from council_app.workflow.session_log import SessionLog
+from council_app.workflow.steps import RUNNING, clear_from
+from council_app.workflow.uploads import UploadRejected, load_context_text, save_upload
+from council_app.workflow.validation import validate_council
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the server running this step stopped before it finished; start it again"
+CANCELLED = "cancelled: stopped at the user's request"
+
+
+class CouncilWorkflow:
+    def __init__(
+        self,
+        settings: Settings,
+        states: SessionStates,
+        provider: LLMProvider,
+        prices: PriceTable,
+        on_run_change: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.states = states
+        self.provider = provider
+        self.prices = prices
+        self.sessions_root = Path(settings.sessions_dir)
+        self._on_run_change = on_run_change  # (kind, +1/-1) for the runs-in-progress gauge
+        self._threads: dict[str, threading.Thread] = {}
+        self._stopping = threading.Event()
+
+    # -- create -------------------------------------------------------------------------
+
+    def create_session(
+        self, user_id: str, question: str, files: list[tuple[str, BinaryIO]]
+    ) -> dict[str, Any]:
+        sid = new_session_id()
+        folder = session_dir(self.sessions_root, sid)
+        stored = []
+        try:
+            for name, stream in files:
+                stored.append(
+                    save_upload(folder, name, stream, self.settings.max_upload_mb * 1024 * 1024)
+                )
+        except UploadRejected:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        now = utcnow()
+        state: dict[str, Any] = {
+            "session_id": sid,
+            "user_id": user_id,
+            "created_at": now.isoformat(),
+            "updated_at": now.isoformat(),
+            "current_step": "input",
+            "status": "idle",
+            "question": question,
+            "context_files": [u.path for u in stored],
+            "ingested_data": [{"metadata": u.metadata()} for u in stored],
+            "tokens": empty_tokens(),
+            "log_file": str(SessionLog(folder).path),
+        }
+        self.states.create(
+            SessionRow(sid, user_id, question, "idle", "input", 0.0, 0, now, now), state
+        )
+        return {
+            "session_id": sid,
+            "question": question,
+            "context_files": [
+                {"filename": u.filename, "extension": u.extension, "size_bytes": u.size_bytes}
+                for u in stored
+            ],
+        }
+
+    # -- build and edit -----------------------------------------------------------------
+
+    def build_council(self, sid: str, force: bool) -> dict[str, Any]:
+        def begin(state: dict[str, Any]) -> dict[str, Any] | None:
+            _refuse_if_running(state)
+            if state.get("council_config") and not force:
+                return state["council_config"]
+            state["status"] = "build_in_progress"
+            state["current_step"] = "build"
+            state.pop("build_error", None)
+            return None
+
+        existing = self._update(sid, begin)
+        if existing is not None:
+            return existing
+        state = self._load(sid)
+        context = self._context(sid, state)
+        meter = CostMeter(state.get("tokens"))
+        try:
+            completion = self._call(
+                sid,
+                "build",
+                "builder",
+                prompts.build_council_messages(state.get("question") or "", context),
+                self.settings.council_model,
+                meter,
+                json_mode=True,
+            )
+            council = parse_council(completion.text)
+        except (ProviderError, ParseError) as e:
+            message = f"Building the council failed: {e}"
+
+            def failed(s: dict[str, Any]) -> None:
+                s["status"] = "build_error"
+                s["build_error"] = message
+                s["tokens"] = meter.snapshot()
+
+            self._update(sid, failed)
+            raise UpstreamFailed(message) from e
+        council["provider"] = completion.provider
+
+        def done(s: dict[str, Any]) -> dict[str, Any]:
+            s["council_config"] = council
+            s["status"] = "build_complete"
+            s["current_step"] = "edit"
+            s["tokens"] = meter.snapshot()
+            clear_from(s, "execute")
+            return council
+
+        return self._update(sid, done)
+
+    def set_council(self, sid: str, payload: Any) -> dict[str, Any]:
+        council = validate_council(payload)
+
+        def apply(state: dict[str, Any]) -> dict[str, Any]:
+            _refuse_if_running(state)
+            previous = state.get("council_config") or {}
+            council.setdefault("council_name", previous.get("council_name", "Custom council"))
+            council.setdefault("strategy_summary", previous.get("strategy_summary", ""))
+            state["council_config"] = council
+            clear_from(state, "execute")
+            state["status"] = "ready_to_execute"
+            state["current_step"] = "edit"
+            return council
+
+        return self._update(sid, apply)
+
+    # -- background steps ---------------------------------------------------------------
+
+    def start_execute(self, sid: str, force: bool) -> str:
+        return self._start(sid, "execute", force)
+
+    def start_review(self, sid: str, force: bool) -> str:
+        return self._start(sid, "review", force)
+
+    def _start(self, sid: str, kind: str, force: bool) -> str:
+        run_id = uuid.uuid4().hex
+        lease = self.settings.run_lease_seconds
+
+        def begin(state: dict[str, Any]) -> str:
+            self._expire_if_stale(state)
+            _refuse_if_running(state)
+            council = state.get("council_config") or {}
+            if kind == "execute":
+                if not council.get("agents"):
+                    raise PrerequisiteMissing(
+                        "Build the council first: POST /api/sessions/<id>/build_council"
+                    )
+                if state.get("execution_results") and not force:
+                    return "already_executed"
+                clear_from(state, "execute")
+                agents = [a["name"] for a in council["agents"]]
+                state["execution_status"] = {
+                    "ALL": f"Starting execution for {len(agents)} agents...",
+                    **dict.fromkeys(agents, "Queued"),
+                }
+                state["progress"]["execution"] = 0
+                state["status"] = "executing"
+                state["current_step"] = "execute"
+            else:
+                if not _successful_results(state):
+                    raise PrerequisiteMissing(
+                        "Execute the council first: POST /api/sessions/<id>/execute"
+                    )
+                if state.get("peer_reviews") and not force:
+                    return "already_reviewed"
+                clear_from(state, "review")
+                state["review_status"] = dict.fromkeys(
+                    (a["name"] for a in council.get("agents", [])), "Queued"
+                )
+                state["progress"]["review"] = 0
+                state["status"] = "reviewing"
+                state["current_step"] = "review"
+            state["run"] = {
+                "id": run_id,
+                "kind": kind,
+                "owner": f"{socket.gethostname()}:{os.getpid()}",
+                "lease_until": time.time() + lease,
+                "cancel": False,
+            }
+            return "accepted"
+
+        outcome = self._update(sid, begin)
+        if outcome == "accepted":
+            target = self._execute_run if kind == "execute" else self._review_run
+            thread = threading.Thread(
+                target=self._run_guarded,
+                args=(sid, run_id, kind, target),
+                name=f"council-{kind}-{sid}",
+                daemon=True,
+            )
+            self._threads[sid] = thread
+            thread.start()
+        return outcome
+
+    def _run_guarded(
+        self, sid: str, run_id: str, kind: str, target: Callable[[str, str], None]
+    ) -> None:
+        stop_heartbeat = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(sid, stop_heartbeat), daemon=True, name="lease"
+        )
+        beat.start()
+        if self._on_run_change:
+            self._on_run_change(kind, 1)
+        try:
+            target(sid, run_id)
+        except Exception as e:  # a bug must not leave the session "executing"
+            log.exception("Run %s of %s failed", kind, sid)
+            reason = f"internal error: {type(e).__name__}"
+            error_key = "execution_error" if kind == "execute" else "review_error"
+            status = "execution_error" if kind == "execute" else "review_error"
+
+            def failed(state: dict[str, Any]) -> None:
+                if (state.get("run") or {}).get("id") == run_id:
+                    state["status"] = status
+                    state[error_key] = reason
+                    state["run"] = None
+
+            self._write_until_stored(sid, failed)
+        finally:
+            stop_heartbeat.set()
+            self._threads.pop(sid, None)
+            if self._on_run_change:
+                self._on_run_change(kind, -1)
+
+    def _heartbeat(self, sid: str, stop: threading.Event) -> None:
+        lease = self.settings.run_lease_seconds
+        while not stop.wait(max(0.5, lease / 4)):
+            self.states.progress(sid, {"run": {"lease_until": time.time() + lease}})
+
+    def _execute_run(self, sid: str, run_id: str) -> None:
+        state = self._load(sid)
+        council = state["council_config"]
+        agents: list[dict[str, Any]] = council["agents"]
+        question = state.get("question") or ""
+        context = self._context(sid, state)
+        meter = CostMeter(state.get("tokens"))
+        results: list[dict[str, Any] | None] = [None] * len(agents)
+        finished = 0
+        lock = threading.Lock()
+        cancelled = threading.Event()
+
+        def one(index: int) -> None:
+            nonlocal finished
+            agent = agents[index]
+            name = agent["name"]
+            if cancelled.is_set() or self._cancel_requested(sid):
+                cancelled.set()
+                return
+            self.states.progress(sid, {"execution_status": {name: "Thinking..."}})
+            entry: dict[str, Any] = {
+                "agent_name": name,
+                "agent_persona": agent.get("persona", ""),
+                "proposal_id": index + 1,
+                "tools_used": [],
+            }
+            try:
+                completion = self._call(
+                    sid,
+                    "execute",
+                    name,
+                    prompts.agent_messages(agent, question, context),
+                    agent.get("model") or self.settings.council_model,
+                    meter,
+                    reasoning_effort=agent.get("reasoning_effort"),
+                )
+            except ProviderError as e:
+                entry.update(response="", tldr="", status="error", error=str(e))
+                word = "Failed"
+            else:
+                response, tldr = split_tldr(completion.text)
+                entry.update(
+                    response=response,
+                    tldr=tldr,
+                    status="success",
+                    model=completion.model,
+                    provider=completion.provider,
+                )
+                word = "Done"
+            with lock:
+                results[index] = entry
+                finished += 1
+                pct = round(100 * finished / len(agents))
+                totals = meter.snapshot()
+            self.states.progress(
+                sid,
+                {
+                    "execution_status": {
+                        name: word,
+                        "ALL": f"{finished}/{len(agents)} agents finished",
+                    },
+                    "progress": {"execution": pct},
+                    "tokens": totals,
+                },
+                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+            )
+
+        with ThreadPoolExecutor(
+            max_workers=min(self.settings.council_max_parallel, len(agents))
+        ) as pool:
+            list(pool.map(one, range(len(agents))))
+
+        done = [r for r in results if r is not None]
+        ok = [r for r in done if r["status"] == "success"]
+
+        def finish(s: dict[str, Any]) -> None:
+            if (s.get("run") or {}).get("id") != run_id:
+                return  # this run was declared interrupted and superseded meanwhile
+            s["execution_results"] = {
+                "council_name": council.get("council_name", ""),
+                "original_question": question,
+                "execution_results": done,
+            }
+            s["tokens"] = meter.snapshot()
+            s["run"] = None
+            status = s.setdefault("execution_status", {})
+            if cancelled.is_set():
+                s["status"] = "execution_error"
+                s["execution_error"] = CANCELLED
+                status["ALL"] = "Cancelled"
+                for agent in agents:
+                    if status.get(agent["name"]) in ("Queued", "Thinking..."):
+                        status[agent["name"]] = "Cancelled"
+            elif ok:
+                s["status"] = "execution_complete"
+                s["progress"]["execution"] = 100
+                status["ALL"] = f"Execution complete: {len(ok)}/{len(agents)} agents succeeded"
+            else:
+                s["status"] = "execution_error"
+                s["execution_error"] = "every agent failed: " + "; ".join(
+                    f"{r['agent_name']}: {r.get('error')}" for r in done
+                )
+                status["ALL"] = "Execution failed"
+
+        self._write_until_stored(sid, finish)
+
+    def _review_run(self, sid: str, run_id: str) -> None:
+        state = self._load(sid)
+        council = state.get("council_config") or {}
+        reviewers: list[dict[str, Any]] = council.get("agents", [])
+        question = state.get("question") or ""
+        proposals = _successful_results(state)
+        meter = CostMeter(state.get("tokens"))
+        reviews: list[dict[str, Any] | None] = [None] * len(reviewers)
+        finished = 0
+        lock = threading.Lock()
+        cancelled = threading.Event()
+
+        def one(index: int) -> None:
+            nonlocal finished
+            reviewer = reviewers[index]
+            name = reviewer["name"]
+            if cancelled.is_set() or self._cancel_requested(sid):
+                cancelled.set()
+                return
+            others = [p for p in proposals if p.get("agent_name") != name] or proposals
+            shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
+            self.states.progress(sid, {"review_status": {name: "Reviewing..."}})
+            try:
+                completion = self._call(
+                    sid,
+                    "review",
+                    name,
+                    prompts.review_messages(reviewer, question, shown),
+                    reviewer.get("model") or self.settings.council_model,
+                    meter,
+                    reasoning_effort=reviewer.get("reasoning_effort"),
+                    json_mode=True,
+                )
+            except ProviderError as e:
+                entry: dict[str, Any] = {"reviewer": name, "error": str(e)}
+                word = "Review Failed"
+            else:
+                entry = {
+                    "reviewer": name,
+                    "critique": completion.text,
+                    "tools_used": [],
+                    "model": completion.model,
+                    "provider": completion.provider,
+                }
+                try:
+                    parsed = parse_review(completion.text, [pid for pid, _ in shown])
+                except ParseError as e:
+                    entry.update(tldr="", error=f"could not parse the review: {e}")
+                    entry["parse_error"] = str(e)
+                    word = "Review Failed"
+                else:
+                    entry.update(tldr=parsed.get("overall_tldr", ""), parsed=parsed)
+                    word = "Critique Complete"
+            with lock:
+                reviews[index] = entry
+                finished += 1
+                pct = round(100 * finished / len(reviewers))
+                totals = meter.snapshot()
+            self.states.progress(
+                sid,
+                {
+                    "review_status": {name: word},
+                    "progress": {"review": pct},
+                    "tokens": totals,
+                },
+                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+            )
+
+        with ThreadPoolExecutor(
+            max_workers=min(self.settings.council_max_parallel, len(reviewers))
+        ) as pool:
+            list(pool.map(one, range(len(reviewers))))
+
+        done = [r for r in reviews if r is not None]
+        good = [r for r in done if "parsed" in r]
+
+        def finish(s: dict[str, Any]) -> None:
+            if (s.get("run") or {}).get("id") != run_id:
+                return
+            s["peer_reviews"] = done
+            s["aggregated_scores"] = aggregate_scores(done)
+            s["tokens"] = meter.snapshot()
+            s["run"] = None
+            status = s.setdefault("review_status", {})
+            if cancelled.is_set():
+                s["status"] = "review_error"
+                s["review_error"] = CANCELLED
+                for reviewer in reviewers:
+                    if status.get(reviewer["name"]) in ("Queued", "Reviewing..."):
+                        status[reviewer["name"]] = "Cancelled"
+            elif good:
+                s["status"] = "review_complete"
+                s["progress"]["review"] = 100
+            else:
+                s["status"] = "review_error"
+                s["review_error"] = "every review failed: " + "; ".join(
+                    f"{r['reviewer']}: {r.get('error')}" for r in done
+                )
+
+        self._write_until_stored(sid, finish)
+
+    # -- synthesize ---------------------------------------------------------------------
+
+    def synthesize(self, sid: str, force: bool) -> str:
+        def begin(state: dict[str, Any]) -> str | None:
+            self._expire_if_stale(state)
+            _refuse_if_running(state)
+            if not state.get("peer_reviews"):
+                raise PrerequisiteMissing(
+                    "Run the peer review first: POST /api/sessions/<id>/peer_review"
+                )
+            if state.get("chairman_verdict") and not force:
+                return state["chairman_verdict"]
+            clear_from(state, "synthesize")
+            state["status"] = "synthesizing"
+            state["current_step"] = "synthesize"
+            return None
+
+        existing = self._update(sid, begin)
+        if existing is not None:
+            return existing
+        state = self._load(sid)
+        meter = CostMeter(state.get("tokens"))
+        model = self.settings.chairman_model or self.settings.council_model
+        try:
+            completion = self._call(
+                sid,
+                "synthesize",
+                "chairman",
+                prompts.chairman_messages(
+                    state.get("question") or "",
+                    _successful_results(state),
+                    state.get("peer_reviews") or [],
+                    state.get("aggregated_scores") or {},
+                ),
+                model,
+                meter,
+            )
+        except ProviderError as e:
+            message = f"The chairman's verdict failed: {e}"
+
+            def failed(s: dict[str, Any]) -> None:
+                s["status"] = "review_complete"
+                s["current_step"] = "review"
+                s["synthesis_error"] = message
+                s["tokens"] = meter.snapshot()
+
+            self._update(sid, failed)
+            raise UpstreamFailed(message) from e
+
+        def done(s: dict[str, Any]) -> str:
+            s["chairman_verdict"] = completion.text
+            s["chairman_model"] = completion.model
+            s["chairman_provider"] = completion.provider
+            s["status"] = "verdict_complete"
+            s["current_step"] = "complete"
+            s["tokens"] = meter.snapshot()
+            return completion.text
+
+        return self._update(sid, done)
+
+    # -- cancel and recovery ------------------------------------------------------------
+
+    def cancel(self, sid: str) -> str:
+        def request(state: dict[str, Any]) -> str:
+            run = state.get("run") or {}
+            if state.get("status") not in ("executing", "reviewing") or not run:
+                raise StepConflict(
+                    f"Nothing to cancel: the session is '{state.get('status')}'",
+                    current_status=state.get("status"),
+                )
+            run["cancel"] = True
+            state["run"] = run
+            return "cancelling"
+
+        return self._update(sid, request)
+
+    def expire_if_stale(self, sid: str, hot: dict[str, Any]) -> dict[str, Any]:
+        """Called on reads: a run whose lease ran out is marked interrupted (and can restart)."""
+        if not _lease_expired(hot):
+            return hot
+
+        def mark(state: dict[str, Any]) -> None:
+            self._expire_if_stale(state)
+
+        self._update(sid, mark)
+        found = self.states.hot(sid)
+        return found[1] if found else hot
+
+    def _expire_if_stale(self, state: dict[str, Any]) -> None:
+        if not _lease_expired(state):
+            return
+        kind = (state.get("run") or {}).get("kind")
+        if state.get("status") == "executing" or kind == "execute":
+            state["status"] = "execution_error"
+            state["execution_error"] = INTERRUPTED
+        else:
+            state["status"] = "review_error"
+            state["review_error"] = INTERRUPTED
+        state["run"] = None
+        log.warning("Run of %s lost its lease; marked interrupted", state.get("session_id"))
+
+    def _cancel_requested(self, sid: str) -> bool:
+        found = self.states.hot(sid)
+        return bool(found and (found[1].get("run") or {}).get("cancel"))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _update(self, sid: str, mutate: Callable[[dict[str, Any]], Any]) -> Any:
+        def with_progress(state: dict[str, Any]) -> Any:
+            if not isinstance(state.get("progress"), dict):
+                state["progress"] = {}
+            return mutate(state)
+
+        return self.states.update(sid, with_progress)
+
+    def _write_until_stored(self, sid: str, mutate: Callable[[dict[str, Any]], Any]) -> None:
+        """A run's results are held and retried while the database is down."""
+        delay = 0.5
+        while True:
+            try:
+                self._update(sid, mutate)
+                return
+            except StoreUnavailable as e:
+                log.warning("Holding results of %s until the database is back: %s", sid, e)
+                if self._stopping.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+
+    def _load(self, sid: str) -> dict[str, Any]:
+        stored = self.states.load(sid)
+        if stored is None:
+            raise NotReady(f"Session {sid} has no state")
+        return stored.state
+
+    def _context(self, sid: str, state: dict[str, Any]) -> str:
+        items = [
+            {**(i.get("metadata") or {}), **({"content": i["content"]} if "content" in i else {})}
+            for i in state.get("ingested_data") or []
+            if isinstance(i, dict)
+        ]
+        return load_context_text(session_dir(self.sessions_root, sid), items)
+
+    def _call(
+        self,
+        sid: str,
+        step: str,
+        agent: str,
+        messages: list[dict[str, str]],
+        model: str,
+        meter: CostMeter,
+        *,
+        reasoning_effort: str | None = None,
+        json_mode: bool = False,
+    ) -> Any:
+        """One LLM call: cost added to the meter and one line in the session's log."""
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"step": step, "agent": agent, "model": model, "prompt": messages}
+        try:
+            completion = self.provider.complete(
+                messages,
+                model=model,
+                task=step,
+                reasoning_effort=reasoning_effort,
+                json_mode=json_mode,
+            )
+        except ProviderError as e:
+            entry.update(
+                provider=self.provider.name,
+                error=str(e),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            self._log(sid, entry)
+            raise
+        cost = self.prices.cost_usd(
+            completion.model, completion.input_tokens, completion.output_tokens, completion.provider
+        )
+        meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)
+        entry.update(
+            provider=completion.provider,
+            model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cost_usd=cost,
+            duration_ms=round(completion.duration_ms, 1),
+            error=None,
+            response=completion.text,
+        )
+        self._log(sid, entry)
+        return completion
+
+    def _log(self, sid: str, entry: dict[str, Any]) -> None:
+        try:
+            SessionLog(session_dir(self.sessions_root, sid)).append(entry)
+        except OSError as e:
+            log.warning("Could not append to the log of %s: %s", sid, e)
+
+    def join(self, sid: str, timeout: float | None = None) -> bool:
+        """Wait for this process's background run of a session; True when none is left."""
+        thread = self._threads.get(sid)
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def _refuse_if_running(state: dict[str, Any]) -> None:
+    status = state.get("status")
+    if status in RUNNING:
+        raise StepConflict(
+            f"The session is busy ({status}); wait for it to finish or cancel it",
+            current_status=status,
+        )
+
+
+def _lease_expired(doc: dict[str, Any]) -> bool:
+    run = doc.get("run")
+    if doc.get("status") not in ("executing", "reviewing"):
+        return False
+    if not isinstance(run, dict):
+        return True  # running with no lease at all: a crash before the lease existed
+    until = run.get("lease_until")
+    return not isinstance(until, int | float) or until < time.time()
+
+
+def _successful_results(state: dict[str, Any]) -> list[dict[str, Any]]:
+    results = state.get("execution_results")
+    items = results.get("execution_results") if isinstance(results, dict) else results
+    return [
+        r for r in items or [] if isinstance(r, dict) and r.get("status", "success") == "success"
+    ]
+

@@ -1,0 +1,46 @@
+"""Statuses and steps of a session, and which step needs which."""
+
+from __future__ import annotations
+
+STEPS = ("input", "build", "edit", "execute", "review", "synthesize", "complete")
+
+STATUSES = (
+    "idle",
+    "build_in_progress",
+    "build_complete",
+    "build_error",
+    "ready_to_execute",
+    "executing",
+    "execution_complete",
+    "execution_error",
+    "reviewing",
+    "review_complete",
+    "review_error",
+    "synthesizing",
+    "verdict_complete",
+)
+
+# While one of these holds, no other step may start (409).
+RUNNING = frozenset({"build_in_progress", "executing", "reviewing", "synthesizing"})
+
+EFFORTS = ("none", "low", "medium", "high")
+
+# Keys each step produces; a forced re-run of a step clears its own and every later one's.
+EXECUTE_KEYS = ("execution_results", "execution_status", "execution_error")
+REVIEW_KEYS = ("peer_reviews", "review_status", "aggregated_scores", "review_error")
+SYNTHESIZE_KEYS = ("chairman_verdict", "synthesis_error")
+
+
+def clear_from(state: dict, step: str) -> None:
+    """Drop the results and progress of ``step`` and of every step after it."""
+    groups = {"execute": 0, "review": 1, "synthesize": 2}
+    order = (EXECUTE_KEYS, REVIEW_KEYS, SYNTHESIZE_KEYS)
+    progress = state.get("progress") if isinstance(state.get("progress"), dict) else {}
+    for keys in order[groups[step] :]:
+        for key in keys:
+            state.pop(key, None)
+    if step == "execute":
+        progress.pop("execution", None)
+    if step in ("execute", "review"):
+        progress.pop("review", None)
+    state["progress"] = progress

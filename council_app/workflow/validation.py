@@ -1,0 +1,109 @@
+"""Validation of a council edited by a person (PUT /council)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from council_app.workflow.errors import CouncilInvalid, WorkflowError
+from council_app.workflow.steps import EFFORTS
+
+MAX_AGENTS = 12
+MAX_PERSONA_CHARS = 4000
+MAX_NAME_CHARS = 100
+
+
+def validate_council(payload: Any) -> dict[str, Any]:
+    """A clean council config, or ``CouncilInvalid`` (422) listing every field at fault.
+
+    Wrong JSON types at the top level are a 400 (the body is not a council at all).
+    """
+    if not isinstance(payload, dict):
+        raise WorkflowError("The body must be a JSON object with an 'agents' list")
+    agents = payload.get("agents")
+    if not isinstance(agents, list):
+        raise WorkflowError("'agents' must be a list of agent objects")
+    for key in ("council_name", "strategy_summary"):
+        if key in payload and payload[key] is not None and not isinstance(payload[key], str):
+            raise WorkflowError(f"'{key}' must be a string")
+    errors: list[dict[str, str]] = []
+    if not 1 <= len(agents) <= MAX_AGENTS:
+        errors.append(
+            {
+                "field": "agents",
+                "message": f"A council has 1 to {MAX_AGENTS} agents, not {len(agents)}",
+            }
+        )
+    clean: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, agent in enumerate(agents):
+        where = f"agents[{i}]"
+        if not isinstance(agent, dict):
+            errors.append({"field": where, "message": "Each agent must be an object"})
+            continue
+        name = agent.get("name")
+        persona = agent.get("persona")
+        effort = agent.get("reasoning_effort", "medium")
+        web = agent.get("enable_web_search", False)
+        model = agent.get("model")
+        if not isinstance(name, str) or not name.strip():
+            errors.append({"field": f"{where}.name", "message": "Name must be a non-empty string"})
+        elif len(name.strip()) > MAX_NAME_CHARS:
+            errors.append(
+                {"field": f"{where}.name", "message": f"Name is over {MAX_NAME_CHARS} characters"}
+            )
+        elif name.strip().casefold() in seen:
+            errors.append(
+                {"field": f"{where}.name", "message": f"Name '{name.strip()}' is used twice"}
+            )
+        else:
+            seen.add(name.strip().casefold())
+        if not isinstance(persona, str) or not persona.strip():
+            errors.append(
+                {"field": f"{where}.persona", "message": "Persona must be a non-empty string"}
+            )
+        elif len(persona) > MAX_PERSONA_CHARS:
+            errors.append(
+                {
+                    "field": f"{where}.persona",
+                    "message": f"Persona is {len(persona)} characters; the limit is "
+                    f"{MAX_PERSONA_CHARS}",
+                }
+            )
+        if effort is None:
+            effort = "medium"
+        if effort not in EFFORTS:
+            errors.append(
+                {
+                    "field": f"{where}.reasoning_effort",
+                    "message": f"Reasoning effort must be one of {', '.join(EFFORTS)}",
+                }
+            )
+        if not isinstance(web, bool):
+            errors.append(
+                {"field": f"{where}.enable_web_search", "message": "Must be true or false"}
+            )
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            errors.append(
+                {"field": f"{where}.model", "message": "Model must be a non-empty string"}
+            )
+        if isinstance(name, str) and isinstance(persona, str):
+            entry = {
+                "name": name.strip(),
+                "persona": persona.strip(),
+                "reasoning_effort": effort,
+                "enable_web_search": web,
+            }
+            if isinstance(model, str) and model.strip():
+                entry["model"] = model.strip()
+            clean.append(entry)
+    if errors:
+        raise CouncilInvalid(
+            f"The council has {len(errors)} problem(s): "
+            + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors,
+        )
+    council: dict[str, Any] = {"agents": clean}
+    for key in ("council_name", "strategy_summary"):
+        if isinstance(payload.get(key), str):
+            council[key] = payload[key].strip()
+    return council
