@@ -39,3 +39,9 @@ format: $(VENV)/.dev-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+
+bench: $(VENV)/.dev-deps
+	$(BIN)/python bench/run_all.py
+
+bench-smoke: $(VENV)/.dev-deps
+	$(BIN)/python bench/run_all.py --smoke
