@@ -33,6 +33,13 @@ _STOPWORDS = _words(
     think best way ways should whether able going lot"""
 )
 
+_VERBS = _words(
+    """add adopt avoid begin build buy change choose consider cut decide deal drop expand find
+    fix go handle improve increase invest keep launch lower manage migrate move pick plan
+    prepare raise reduce replace rewrite run scale sell ship spend start stay stop switch take
+    try turn"""
+)
+
 _DOMAINS: dict[str, frozenset[str]] = {
     "tech": _words(
         "software code api database server cloud migrate migration microservices monolith "
@@ -143,7 +150,8 @@ _ARCHETYPES: dict[str, list[tuple[str, str, str, bool]]] = {
         ),
         (
             "Community Representative",
-            "You speak for the people affected. You judge {topic} by fairness, trust and how "
+            "You are a community organiser who speaks for the people affected. You judge "
+            "{topic} by fairness, trust and how "
             "it will feel on the ground.",
             "low",
             False,
@@ -477,8 +485,11 @@ def _section_tldr(text: str, pid: str) -> str:
 
 
 def _keywords(text: str, limit: int = 6) -> list[str]:
+    """Likely topic words: no stopwords, verbs last, longer (more specific) words first."""
     words = re.findall(r"[A-Za-z][A-Za-z0-9'-]{3,}", text.lower())
-    return list(dict.fromkeys(w for w in words if w not in _STOPWORDS))[:limit]
+    unique = dict.fromkeys(w.strip("'-") for w in words if w not in _STOPWORDS)
+    ranked = sorted(unique, key=lambda w: (w in _VERBS or w.endswith("ing"), -len(w)))
+    return ranked[:limit]
 
 
 def _domains(text: str) -> list[str]:
@@ -489,7 +500,7 @@ def _domains(text: str) -> list[str]:
 
 
 def _role(persona: str) -> str:
-    match = re.search(r"You (?:are|speak for) ((?:an?|the) [^.,;]+)", persona)
+    match = re.search(r"You are ((?:an?|the) [^.,;]+)", persona)
     return match.group(1) if match else "a member of this council"
 
 
