@@ -1,0 +1,89 @@
+// Shared widgets: the confirmation dialog, the token prompt, toasts, busy buttons.
+
+import { h } from "./dom.js";
+
+/** Ask a yes/no question in the native <dialog> (focus-trapped, Esc cancels). */
+export function confirmDialog({ title, text, ok = "OK", danger = true }) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  const okButton = document.getElementById("confirm-ok");
+  okButton.textContent = ok;
+  okButton.className = `button ${danger ? "button-danger" : "button-primary"}`;
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    dialog.addEventListener(
+      "close",
+      () => {
+        resolve(dialog.returnValue === "ok");
+        if (opener && opener.isConnected) opener.focus();
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    document.getElementById("confirm-cancel").focus();
+  });
+}
+
+/** Ask for a bearer token (token auth mode); resolves to the token or "". */
+export function tokenDialog() {
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token-input");
+  if (dialog.open) return Promise.resolve("");
+  input.value = "";
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    dialog.addEventListener(
+      "close",
+      () => resolve(dialog.returnValue === "ok" ? input.value.trim() : ""),
+      { once: true },
+    );
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+/** A short message in the corner that screen readers announce. */
+export function toast(message, kind = "info") {
+  const region = document.getElementById("toasts");
+  const item = h("div", { class: `toast toast-${kind}` }, message);
+  region.append(item);
+  setTimeout(() => item.remove(), 4000);
+}
+
+/** Run an async action with the button disabled and a busy label; restores it after. */
+export async function withBusy(button, busyLabel, action) {
+  const label = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.textContent = busyLabel;
+  try {
+    return await action();
+  } finally {
+    if (button.isConnected) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+      // The action may have relabelled the button (e.g. "Synthesize again"); keep that.
+      if (button.textContent === busyLabel) button.textContent = label;
+    }
+  }
+}
+
+/** An inline error/notice box. */
+export function notice(kind, ...children) {
+  return h("div", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, ...children);
+}
+
+/** A <progress> bar; value null makes it indeterminate (animated "working"). */
+export function progressBar(value, label, kind = "") {
+  const bar = h("progress", { max: 100, class: ["progress", kind && `progress-${kind}`], "aria-label": label });
+  if (value !== null && value !== undefined) bar.value = Math.max(0, Math.min(100, Number(value) || 0));
+  return bar;
+}
+
+export function updateProgress(bar, value, kind = "") {
+  bar.className = ["progress", kind && `progress-${kind}`].filter(Boolean).join(" ");
+  if (value === null || value === undefined) bar.removeAttribute("value");
+  else bar.value = Math.max(0, Math.min(100, Number(value) || 0));
+}
