@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app.  Settings come from the environment, read here and only here;
     ``test_config`` overrides fields of ``Settings`` by name."""
+    from council_app import recovery
     from council_app.api import errors, health, sessions
     from council_app.jsonio import OrjsonProvider
     from council_app.logging_setup import configure_logging
@@ -34,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     svc = build_services(settings)
     svc.store.create_schema()
+    recovery.replay(svc.store, settings.sessions_dir)
     app.extensions["council"] = svc
 
     errors.register_error_handlers(app)

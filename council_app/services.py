@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from council_app import recovery
 from council_app.flusher import ProgressFlusher
 from council_app.providers import LLMProvider, make_provider
 from council_app.providers.pricing import PriceTable
@@ -31,15 +32,22 @@ class Services:
     prices: PriceTable
     workflow: CouncilWorkflow
 
+    def clock_next(self) -> int:
+        """A fresh revision from this process's clock."""
+        return self.states.clock.next()
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Flush pending progress and release connections; True when nothing was lost."""
-        self.workflow.stop()
+        self.workflow.stop(timeout=min(timeout, 2.0))
         ok = self.flusher.stop(timeout)
         if not ok:
-            log.error(
-                "Shutdown with %d sessions' progress not written to the database",
-                self.flusher.pending_sessions,
-            )
+            # The database is still down: keep what is pending on disk for the next start.
+            for sid, entry in self.flusher.pending_items().items():
+                recovery.save(
+                    self.settings.sessions_dir,
+                    sid,
+                    progress=(entry.patch, entry.revision, entry.meta),
+                )
         self.store.close()
         return ok
 

@@ -8,6 +8,7 @@ progress goes through the flusher too, results through an immediate write.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -19,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from council_app import recovery
 from council_app.providers import LLMProvider, ProviderError
 from council_app.providers.pricing import PriceTable
 from council_app.session_ids import new_session_id, session_dir
 from council_app.settings import Settings
 from council_app.state import SessionStates
-from council_app.store.base import SessionRow, StoreUnavailable
+from council_app.store.base import SessionRow, StoreError, StoreUnavailable, deep_merge
 from council_app.store.schema import utcnow
 from council_app.workflow import prompts
 from council_app.workflow.costs import CostMeter, empty_tokens
@@ -69,6 +71,7 @@ class CouncilWorkflow:
         self._on_run_change = on_run_change  # (kind, +1/-1) for the runs-in-progress gauge
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
+        self.held: set[str] = set()  # sessions whose results wait for the database
 
     # -- create -------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class CouncilWorkflow:
     def _start(self, sid: str, kind: str, force: bool) -> str:
         run_id = uuid.uuid4().hex
         lease = self.settings.run_lease_seconds
+        started: dict[str, Any] = {}  # the document as the run starts: its working copy
 
         def begin(state: dict[str, Any]) -> str:
             self._expire_if_stale(state)
@@ -234,6 +238,8 @@ class CouncilWorkflow:
                 "lease_until": time.time() + lease,
                 "cancel": False,
             }
+            started.clear()
+            started.update(copy.deepcopy(state))
             return "accepted"
 
         outcome = self._update(sid, begin)
@@ -241,7 +247,7 @@ class CouncilWorkflow:
             target = self._execute_run if kind == "execute" else self._review_run
             thread = threading.Thread(
                 target=self._run_guarded,
-                args=(sid, run_id, kind, target),
+                args=(sid, run_id, kind, target, started),
                 name=f"council-{kind}-{sid}",
                 daemon=True,
             )
@@ -250,7 +256,12 @@ class CouncilWorkflow:
         return outcome
 
     def _run_guarded(
-        self, sid: str, run_id: str, kind: str, target: Callable[[str, str], None]
+        self,
+        sid: str,
+        run_id: str,
+        kind: str,
+        target: Callable[[str, str, dict[str, Any]], None],
+        state: dict[str, Any],
     ) -> None:
         stop_heartbeat = threading.Event()
         beat = threading.Thread(
@@ -260,7 +271,7 @@ class CouncilWorkflow:
         if self._on_run_change:
             self._on_run_change(kind, 1)
         try:
-            target(sid, run_id)
+            target(sid, run_id, state)
         except Exception as e:  # a bug must not leave the session "executing"
             log.exception("Run %s of %s failed", kind, sid)
             reason = f"internal error: {type(e).__name__}"
@@ -273,7 +284,7 @@ class CouncilWorkflow:
                     state[error_key] = reason
                     state["run"] = None
 
-            self._write_until_stored(sid, failed)
+            self._write_until_stored(sid, failed, state)
         finally:
             stop_heartbeat.set()
             self._threads.pop(sid, None)
@@ -285,8 +296,7 @@ class CouncilWorkflow:
         while not stop.wait(max(0.5, lease / 4)):
             self.states.progress(sid, {"run": {"lease_until": time.time() + lease}})
 
-    def _execute_run(self, sid: str, run_id: str) -> None:
-        state = self._load(sid)
+    def _execute_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
         council = state["council_config"]
         agents: list[dict[str, Any]] = council["agents"]
         question = state.get("question") or ""
@@ -389,10 +399,9 @@ class CouncilWorkflow:
                 )
                 status["ALL"] = "Execution failed"
 
-        self._write_until_stored(sid, finish)
+        self._write_until_stored(sid, finish, state)
 
-    def _review_run(self, sid: str, run_id: str) -> None:
-        state = self._load(sid)
+    def _review_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
         council = state.get("council_config") or {}
         reviewers: list[dict[str, Any]] = council.get("agents", [])
         question = state.get("question") or ""
@@ -490,7 +499,7 @@ class CouncilWorkflow:
                     f"{r['reviewer']}: {r.get('error')}" for r in done
                 )
 
-        self._write_until_stored(sid, finish)
+        self._write_until_stored(sid, finish, state)
 
     # -- synthesize ---------------------------------------------------------------------
 
@@ -594,7 +603,11 @@ class CouncilWorkflow:
         log.warning("Run of %s lost its lease; marked interrupted", state.get("session_id"))
 
     def _cancel_requested(self, sid: str) -> bool:
-        found = self.states.hot(sid)
+        """Seen through the database, so any worker can receive the cancel request."""
+        try:
+            found = self.states.hot(sid)
+        except StoreError:
+            return False  # the database is down: keep going, results are held
         return bool(found and (found[1].get("run") or {}).get("cancel"))
 
     # -- helpers ------------------------------------------------------------------------
@@ -607,18 +620,47 @@ class CouncilWorkflow:
 
         return self.states.update(sid, with_progress)
 
-    def _write_until_stored(self, sid: str, mutate: Callable[[dict[str, Any]], Any]) -> None:
-        """A run's results are held and retried while the database is down."""
-        delay = 0.5
+    def _write_until_stored(
+        self,
+        sid: str,
+        mutate: Callable[[dict[str, Any]], Any],
+        base: dict[str, Any] | None = None,
+    ) -> None:
+        """A run's results are held and retried while the database is down.
+
+        If the process stops first, the finished document (``base`` with this process's
+        progress and ``mutate`` applied) goes to the recovery file instead.
+        """
+        delay = 0.25
         while True:
             try:
                 self._update(sid, mutate)
+                self.held.discard(sid)
                 return
             except StoreUnavailable as e:
-                log.warning("Holding results of %s until the database is back: %s", sid, e)
+                if sid not in self.held:
+                    log.warning("Holding results of %s until the database is back: %s", sid, e)
+                self.held.add(sid)
                 if self._stopping.wait(delay):
+                    self._save_for_recovery(sid, mutate, base)
+                    self.held.discard(sid)
                     return
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, 4.0)
+
+    def _save_for_recovery(
+        self, sid: str, mutate: Callable[[dict[str, Any]], Any], base: dict[str, Any] | None
+    ) -> None:
+        if base is None:
+            log.error("Results of %s lost: the database is down and no base state is known", sid)
+            return
+        doc = copy.deepcopy(base)
+        pending = self.states.flusher.take(sid)
+        if pending is not None:
+            deep_merge(doc, pending.patch)
+        if not isinstance(doc.get("progress"), dict):
+            doc["progress"] = {}
+        mutate(doc)
+        recovery.save(self.sessions_root, sid, state=(doc, self.states.clock.next()))
 
     def _load(self, sid: str) -> dict[str, Any]:
         stored = self.states.load(sid)
@@ -696,8 +738,12 @@ class CouncilWorkflow:
             return not thread.is_alive()
         return True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop waiting on the database; runs holding results save them for recovery."""
         self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _refuse_if_running(state: dict[str, Any]) -> None:
@@ -725,4 +771,3 @@ def _successful_results(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         r for r in items or [] if isinstance(r, dict) and r.get("status", "success") == "success"
     ]
-

@@ -1,0 +1,158 @@
+"""Nothing lost, nothing stuck: database outages, exit while down, expired leases, cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from council_app import create_app
+from council_app.recovery import RECOVERY_DIR
+from council_app.store import build_store
+from tests.conftest import TEST_DATABASE_URL, postgres_settings
+from tests.tcp_proxy import TcpProxy
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll a condition with a deadline (the condition is the synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    target = make_url(TEST_DATABASE_URL)
+    p = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    yield p
+    p.close()
+
+
+def proxied_app(pg_url: str, tmp_path: Path, proxy: TcpProxy, **overrides: object) -> Flask:
+    url = make_url(pg_url).set(host="127.0.0.1", port=proxy.port)
+    settings = postgres_settings(url.render_as_string(hide_password=False), tmp_path)
+    values = {**asdict(settings), "openai_api_key": None, "state_flush_interval_ms": 50}
+    values.update(overrides)
+    return create_app(values)
+
+
+def start_session(client, *, execute: bool = True) -> str:
+    sid = client.post("/api/sessions", data={"question": "How do we survive outages?"}).json[
+        "session_id"
+    ]
+    assert client.post(f"/api/sessions/{sid}/build_council").status_code == 200
+    if execute:
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    return sid
+
+
+def test_run_finishes_after_database_outage(pg_url, tmp_path, proxy) -> None:
+    app = proxied_app(pg_url, tmp_path, proxy, offline_latency_ms=150, council_max_parallel=2)
+    svc = app.extensions["council"]
+    client = app.test_client()
+    try:
+        sid = start_session(client)
+        proxy.cut()
+        started = time.monotonic()
+        r = client.get(f"/api/sessions/{sid}/status")
+        assert r.status_code == 503 and r.json["detail"]
+        assert time.monotonic() - started < 2.5
+        assert client.get("/api/health").status_code == 503
+        # The agents keep working; their results are held in memory until the DB is back.
+        wait_until(lambda: sid in svc.workflow.held)
+        assert svc.flusher.pending_sessions >= 1 or svc.flusher.stats.failed_flushes >= 1
+        proxy.restore()
+        assert svc.workflow.join(sid, 30)
+        assert svc.flusher.flush(timeout=10)
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "execution_complete"
+        assert status["progress"]["execution"] == 100
+        assert set(v for k, v in status["execution_status"].items() if k != "ALL") == {"Done"}
+    finally:
+        svc.shutdown(timeout=2)
+
+
+def test_exit_while_database_down_is_recovered_on_next_start(pg_url, tmp_path, proxy) -> None:
+    app = proxied_app(pg_url, tmp_path, proxy, offline_latency_ms=100, council_max_parallel=3)
+    svc = app.extensions["council"]
+    client = app.test_client()
+    sid = start_session(client)
+    other = start_session(client, execute=False)
+    proxy.cut()
+    svc.states.progress(other, {"progress": {"execution": 33}})  # accepted while down
+    wait_until(lambda: sid in svc.workflow.held)
+    assert svc.shutdown(timeout=1) is False  # could not reach the database...
+    recovery_files = sorted(p.name for p in (tmp_path / "sessions" / RECOVERY_DIR).iterdir())
+    assert recovery_files == sorted([f"{sid}.json", f"{other}.json"])  # ...so kept on disk
+    assert (tmp_path / "sessions" / sid / "state.json").exists()
+
+    proxy.restore()
+    app2 = proxied_app(pg_url, tmp_path, proxy)
+    try:
+        client2 = app2.test_client()
+        status = client2.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "execution_complete"
+        results = client2.get(f"/api/sessions/{sid}/results").json
+        assert all(r["status"] == "success" for r in results["execution_results"])
+        assert client2.get(f"/api/sessions/{other}/status").json["progress"]["execution"] == 33
+        assert not list((tmp_path / "sessions" / RECOVERY_DIR).iterdir())
+    finally:
+        app2.extensions["council"].shutdown(timeout=2)
+
+
+def test_expired_lease_is_marked_interrupted_and_can_restart(app, client, svc) -> None:
+    sid = start_session(client, execute=False)
+    # Another worker started a run and died: its lease ran out long ago.
+    store = build_store(svc.settings)
+    stored = store.load(sid)
+    doc = {
+        **stored.state,
+        "status": "executing",
+        "current_step": "execute",
+        "run": {"id": "dead", "kind": "execute", "owner": "gone:1", "lease_until": 1.0},
+    }
+    store.write_state(sid, doc, expected_revision=stored.revision, new_revision=svc.clock_next())
+    status = client.get(f"/api/sessions/{sid}/status").json
+    assert status["status"] == "execution_error"
+    assert status["execution_error"].startswith("interrupted")
+    r = client.post(f"/api/sessions/{sid}/execute")
+    assert r.status_code == 202
+    assert svc.workflow.join(sid, 30)
+    assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+    store.close()
+
+
+def test_cancel_stops_at_next_agent_boundary(backend_settings) -> None:
+    app = create_app(
+        {
+            **asdict(backend_settings),
+            "openai_api_key": None,
+            "offline_latency_ms": 300,
+            "council_max_parallel": 1,
+        }
+    )
+    svc = app.extensions["council"]
+    client = app.test_client()
+    try:
+        sid = start_session(client)
+        agents = client.get(f"/api/sessions/{sid}/summary").json["council_config"]["agents"]
+        r = client.post(f"/api/sessions/{sid}/cancel")
+        assert r.status_code == 202
+        assert svc.workflow.join(sid, 30)
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "execution_error"
+        assert status["execution_error"].startswith("cancelled")
+        words = [status["execution_status"][a["name"]] for a in agents]
+        assert "Cancelled" in words  # later agents never started
+        assert client.post(f"/api/sessions/{sid}/cancel").status_code == 409  # nothing running
+        assert client.post(f"/api/sessions/{sid}/execute?force=true").status_code == 202
+        assert svc.workflow.join(sid, 30)
+    finally:
+        svc.shutdown(timeout=2)
