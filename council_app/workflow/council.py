@@ -700,10 +700,15 @@ class CouncilWorkflow:
                 json_mode=json_mode,
             )
         except ProviderError as e:
+            # Same keys as a successful call, so log readers need no special case.
             entry.update(
                 provider=self.provider.name,
-                error=str(e),
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                error=str(e),
+                response=None,
             )
             self._log(sid, entry)
             raise
