@@ -236,7 +236,7 @@ def summary(session_id: str) -> Response:
     body["current_step"] = state.get("current_step") or row.current_step
     body["created_at"] = state.get("created_at") or _iso(row.created_at)
     body["updated_at"] = state.get("updated_at") or _iso(row.updated_at)
-    for key in ("execution_status", "review_status", "execution_error", "review_error"):
+    for key in (*STATUS_KEYS, "build_error", "synthesis_error"):
         if key in state:
             body[key] = state[key]
     body["provider"] = services().provider.name
