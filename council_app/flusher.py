@@ -32,15 +32,19 @@ class PendingProgress:
     patch: dict[str, Any]
     revision: int
     meta: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
     superseded: bool = False  # taken by an immediate write while its flush was in flight
 
     def then(self, newer: PendingProgress | None) -> PendingProgress:
-        """This entry followed by a newer one, as one entry."""
+        """This entry followed by a newer one, as one entry.  A newer run's progress
+        replaces an older run's: that run is over."""
         if newer is None:
             return self
+        if newer.run_id != self.run_id:
+            return newer
         patch = deep_merge(deep_merge({}, self.patch), newer.patch)
         return PendingProgress(
-            patch, max(self.revision, newer.revision), {**self.meta, **newer.meta}
+            patch, max(self.revision, newer.revision), {**self.meta, **newer.meta}, self.run_id
         )
 
 
@@ -86,16 +90,20 @@ class ProgressFlusher:
     # -- producers ----------------------------------------------------------------------
 
     def update_progress(
-        self, session_id: str, patch: dict[str, Any], meta: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        patch: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Accept a deep-merge patch of hot keys; returns at memory speed."""
         self._ensure_thread()
         revision = self.clock.next()
         with self._lock:
             entry = self._pending.get(session_id)
-            if entry is None:
+            if entry is None or entry.run_id != run_id:
                 self._pending[session_id] = PendingProgress(
-                    deep_merge({}, patch), revision, dict(meta or {})
+                    deep_merge({}, patch), revision, dict(meta or {}), run_id
                 )
             else:
                 deep_merge(entry.patch, patch)
@@ -130,7 +138,10 @@ class ProgressFlusher:
             if inflight is not None and not inflight.superseded:
                 inflight.superseded = True
                 return PendingProgress(
-                    deep_merge({}, inflight.patch), inflight.revision, dict(inflight.meta)
+                    deep_merge({}, inflight.patch),
+                    inflight.revision,
+                    dict(inflight.meta),
+                    inflight.run_id,
                 ).then(pending)
             return pending
 

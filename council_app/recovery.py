@@ -32,7 +32,7 @@ def save(
     sessions_dir: Path,
     session_id: str,
     *,
-    progress: tuple[dict[str, Any], int, dict[str, Any]] | None = None,
+    progress: tuple[dict[str, Any], int, dict[str, Any], str | None] | None = None,
     state: tuple[dict[str, Any], int] | None = None,
 ) -> None:
     """Record what could not reach the database (merging with an earlier record)."""
@@ -42,8 +42,8 @@ def save(
         with contextlib.suppress(ValueError):
             record = orjson.loads(path.read_bytes())
     if progress is not None:
-        patch, revision, meta = progress
-        record["progress"] = {"patch": patch, "revision": revision, "meta": meta}
+        patch, revision, meta, run_id = progress
+        record["progress"] = {"patch": patch, "revision": revision, "meta": meta, "run_id": run_id}
     if state is not None:
         doc, revision = state
         record["state"] = {"doc": doc, "revision": revision}
@@ -105,6 +105,7 @@ def _apply(store: StateStore, session_id: str, record: dict[str, Any]) -> None:
                     saved_progress["patch"],
                     saved_progress["revision"],
                     saved_progress.get("meta") or {},
+                    saved_progress.get("run_id"),
                 )
             ]
         )

@@ -46,7 +46,7 @@ class Services:
                 recovery.save(
                     self.settings.sessions_dir,
                     sid,
-                    progress=(entry.patch, entry.revision, entry.meta),
+                    progress=(entry.patch, entry.revision, entry.meta, entry.run_id),
                 )
         self.store.close()
         return ok

@@ -69,10 +69,17 @@ class SessionStates:
         return row, hot
 
     def progress(
-        self, session_id: str, patch: dict[str, Any], meta: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        patch: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
-        """Coalesced, write-behind update of hot keys (execution_status, progress, tokens...)."""
-        self.flusher.update_progress(session_id, patch, meta)
+        """Coalesced, write-behind update of hot keys (execution_status, progress, tokens...).
+
+        A background run passes its ``run_id``: see ``ProgressWrite`` for what that means.
+        """
+        self.flusher.update_progress(session_id, patch, meta, run_id)
 
     def update(self, session_id: str, mutate: Callable[[dict[str, Any]], T]) -> T:
         """Read, apply ``mutate`` (in place; may raise to abort), write if nobody else did.

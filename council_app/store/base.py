@@ -80,12 +80,28 @@ class StoredState:
 
 @dataclass
 class ProgressWrite:
-    """One dirty session in a flush: a deep-merge patch of hot keys, and its revision."""
+    """One dirty session in a flush: a deep-merge patch of hot keys, and its revision.
+
+    A patch sent by a background run names the run (``run_id``): it applies exactly while
+    that run is the session's current one (``run.id`` in the hot keys), whatever else was
+    written meanwhile (a cancel request, say), and never once the run was replaced or
+    declared dead.  A patch without a run applies only when newer than the stored revision.
+    Either way the stored revision never goes down.
+    """
 
     session_id: str
     patch: dict[str, Any]
     revision: int
     meta: dict[str, Any] = field(default_factory=dict)  # cost_usd / total_tokens to sync
+    run_id: str | None = None
+
+
+def progress_applies(write: ProgressWrite, stored_revision: int, stored_hot: Any) -> bool:
+    """The rule above, for backends that decide in Python (PostgreSQL decides in SQL)."""
+    if write.run_id is not None:
+        run = stored_hot.get("run") if isinstance(stored_hot, dict) else None
+        return isinstance(run, dict) and run.get("id") == write.run_id
+    return stored_revision < write.revision
 
 
 def deep_merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -42,22 +42,24 @@ log = logging.getLogger(__name__)
 _SCHEMA_LOCK_KEY = 0x436F_756E_6369_6C  # "Council"
 
 # One statement per flush: the batch travels as one JSON parameter and is unpacked by
-# PostgreSQL, the hot column is deep-merged only where the patch is newer, and the
-# metadata row's cost follows.  Returns the ids that were applied.
+# PostgreSQL, the hot column is deep-merged where the patch applies (see ProgressWrite),
+# and the metadata row's cost follows.  Returns the ids that were applied.
 _FLUSH_SQL = text(
     """
     WITH batch AS (
-        SELECT b.session_id, b.patch, b.revision, b.cost, b.total_tokens
+        SELECT b.session_id, b.patch, b.revision, b.cost, b.total_tokens, b.run_id
         FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS b(
             session_id text, patch jsonb, revision bigint, cost double precision,
-            total_tokens bigint)
+            total_tokens bigint, run_id text)
     ), applied AS (
         UPDATE session_state AS s
         SET progress = council_jsonb_merge(COALESCE(s.progress, '{}'::jsonb), b.patch),
-            revision = b.revision,
+            revision = GREATEST(s.revision, b.revision),
             updated_at = now()
         FROM batch AS b
-        WHERE s.session_id = b.session_id AND s.revision < b.revision
+        WHERE s.session_id = b.session_id
+          AND CASE WHEN b.run_id IS NULL THEN s.revision < b.revision
+                   ELSE s.progress -> 'run' ->> 'id' IS NOT DISTINCT FROM b.run_id END
         RETURNING s.session_id
     ), meta AS (
         UPDATE sessions AS m
@@ -316,6 +318,7 @@ class PostgresStore(StateStore):
                 "revision": w.revision,
                 "cost": w.meta.get("cost_usd"),
                 "total_tokens": w.meta.get("total_tokens"),
+                "run_id": w.run_id,
             }
             for w in writes
         ]

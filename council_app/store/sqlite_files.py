@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, bindparam, create_engine, event, func, insert, select, update
@@ -33,12 +33,19 @@ from council_app.store.base import (
     hot_part,
     meta_from_state,
     overlay_hot,
+    progress_applies,
 )
 from council_app.store.schema import metadata, session_state, sessions, utcnow
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+class _Stored(NamedTuple):
+    session_id: str
+    progress: Any
+    revision: int
 
 
 def _install_sqlite_pragmas(engine: Any) -> None:
@@ -255,13 +262,16 @@ class SqliteFileStore(StateStore):
             rows, metas = [], []
             for w in writes:
                 current = stored.get(w.session_id)
-                if current is None or current.revision >= w.revision:
+                if current is None or not progress_applies(w, current.revision, current.progress):
                     stale.append(w.session_id)
                     continue
                 merged = deep_merge(dict(current.progress or {}), w.patch)
+                revision = max(current.revision, w.revision)
                 rows.append(
-                    {"sid": w.session_id, "progress": merged, "revision": w.revision, "now": now}
+                    {"sid": w.session_id, "progress": merged, "revision": revision, "now": now}
                 )
+                # Later writes in the same batch see this one.
+                stored[w.session_id] = _Stored(w.session_id, merged, revision)
                 metas.append(
                     {
                         "sid": w.session_id,

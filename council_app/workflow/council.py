@@ -265,7 +265,7 @@ class CouncilWorkflow:
     ) -> None:
         stop_heartbeat = threading.Event()
         beat = threading.Thread(
-            target=self._heartbeat, args=(sid, stop_heartbeat), daemon=True, name="lease"
+            target=self._heartbeat, args=(sid, run_id, stop_heartbeat), daemon=True, name="lease"
         )
         beat.start()
         if self._on_run_change:
@@ -291,10 +291,10 @@ class CouncilWorkflow:
             if self._on_run_change:
                 self._on_run_change(kind, -1)
 
-    def _heartbeat(self, sid: str, stop: threading.Event) -> None:
+    def _heartbeat(self, sid: str, run_id: str, stop: threading.Event) -> None:
         lease = self.settings.run_lease_seconds
         while not stop.wait(max(0.5, lease / 4)):
-            self.states.progress(sid, {"run": {"lease_until": time.time() + lease}})
+            self.states.progress(sid, {"run": {"lease_until": time.time() + lease}}, run_id=run_id)
 
     def _execute_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
         council = state["council_config"]
@@ -314,7 +314,7 @@ class CouncilWorkflow:
             if cancelled.is_set() or self._cancel_requested(sid):
                 cancelled.set()
                 return
-            self.states.progress(sid, {"execution_status": {name: "Thinking..."}})
+            self.states.progress(sid, {"execution_status": {name: "Thinking..."}}, run_id=run_id)
             entry: dict[str, Any] = {
                 "agent_name": name,
                 "agent_persona": agent.get("persona", ""),
@@ -360,6 +360,7 @@ class CouncilWorkflow:
                     "tokens": totals,
                 },
                 {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+                run_id=run_id,
             )
 
         with ThreadPoolExecutor(
@@ -421,7 +422,7 @@ class CouncilWorkflow:
                 return
             others = [p for p in proposals if p.get("agent_name") != name] or proposals
             shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
-            self.states.progress(sid, {"review_status": {name: "Reviewing..."}})
+            self.states.progress(sid, {"review_status": {name: "Reviewing..."}}, run_id=run_id)
             try:
                 completion = self._call(
                     sid,
@@ -466,6 +467,7 @@ class CouncilWorkflow:
                     "tokens": totals,
                 },
                 {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+                run_id=run_id,
             )
 
         with ThreadPoolExecutor(

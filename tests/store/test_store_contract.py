@@ -191,3 +191,33 @@ def test_large_unicode_document_round_trips(store: StateStore) -> None:
     loaded = store.load(SID)
     assert loaded is not None and loaded.state["chairman_verdict"] == big
     assert len(orjson.dumps(loaded.state)) > 300_000
+
+
+def test_run_progress_applies_while_its_run_is_current(store: StateStore) -> None:
+    running = base_state(run={"id": "run-1", "cancel": False})
+    store.create_session(make_row(), running, revision=1)
+    # Another process writes (a cancel request) with a newer revision...
+    store.write_state(
+        SID,
+        {**running, "run": {"id": "run-1", "cancel": True}},
+        expected_revision=1,
+        new_revision=100,
+    )
+    # ...the run's older progress still lands, and the revision does not go back.
+    late = ProgressWrite(SID, {"execution_status": {"A": "Done"}}, 50, run_id="run-1")
+    assert store.write_progress([late]) == []
+    loaded = store.load(SID)
+    assert loaded is not None
+    assert loaded.state["execution_status"] == {"A": "Done"}
+    assert loaded.state["run"] == {"id": "run-1", "cancel": True}
+    assert loaded.revision == 100
+
+
+def test_run_progress_is_rejected_once_the_run_is_replaced(store: StateStore) -> None:
+    store.create_session(make_row(), base_state(run={"id": "run-2"}), revision=1)
+    old = ProgressWrite(SID, {"execution_status": {"A": "Done"}}, 500, run_id="run-1")
+    assert store.write_progress([old]) == [SID]
+    store.write_state(SID, base_state(run=None), expected_revision=1, new_revision=2)
+    assert store.write_progress([ProgressWrite(SID, {"x": 1}, 600, run_id="run-2")]) == [SID]
+    loaded = store.load(SID)
+    assert loaded is not None and "execution_status" not in loaded.state
