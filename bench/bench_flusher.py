@@ -1,0 +1,589 @@
+"""Targets 1, 2, 5 and 6: what progress costs the database, and whether it grows with the state.
+
+1. Coalescing: 100 sessions x 100 updates/s through a real ProgressFlusher, next to
+   write-through (one statement per update) measured in the same run.
+2. Size-independence: one flush of N dirty sessions whose state is 2 KB vs 300 KB (time and
+   WAL bytes), next to the naive design that rewrites the whole document per flush.
+5. Both of the above with and without the GIN index on ``session_state.state``.
+6. Peak RSS of this process during item 1.
+
+Usage: python bench/bench_flusher.py [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from common import (
+    AGENTS,
+    ROOT,
+    Section,
+    StatementCounter,
+    Table,
+    Target,
+    TextMaker,
+    bench_schema,
+    bench_settings,
+    make_state,
+    median,
+    print_section,
+    proc_status_kb,
+    reset_peak_rss,
+)
+
+from council_app.flusher import ProgressFlusher
+from council_app.revisions import RevisionClock
+from council_app.session_ids import new_session_id
+from council_app.settings import Settings
+from council_app.store.base import ProgressWrite, SessionRow, deep_merge
+from council_app.store.postgres import PostgresStore
+from council_app.store.schema import GIN_INDEX_NAME, utcnow
+
+FLUSH_INTERVAL_S = 0.35
+SESSIONS = 100
+RATE_PER_SESSION = 100  # updates/s
+
+NAIVE_SQL = sa.text(
+    """
+    UPDATE session_state AS s
+    SET state = b.state, revision = b.revision, updated_at = now()
+    FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS b(
+        session_id text, state jsonb, revision bigint)
+    WHERE s.session_id = b.session_id
+    """
+)
+
+
+def progress_patch(seq: int, agent_index: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What the workflow sends while agents stream: status words, percentages, token totals."""
+    name = AGENTS[agent_index % len(AGENTS)]
+    if seq % 4 == 0:
+        return {"execution_status": {name: "Thinking..."}, "progress": {"seq": seq}}, None
+    tokens = {"total_tokens": seq * 40, "total_cost_usd": round(seq * 0.0004, 6)}
+    patch = {
+        "execution_status": {name: "Done", "ALL": f"{seq % 5}/5 agents finished"},
+        "progress": {"execution": seq % 101, "seq": seq},
+        "tokens": tokens,
+    }
+    return patch, {"cost_usd": tokens["total_cost_usd"], "total_tokens": tokens["total_tokens"]}
+
+
+def open_store(url: str, gin: bool) -> PostgresStore:
+    store = PostgresStore(bench_settings(url, state_gin_index=gin))
+    store.create_schema()
+    return store
+
+
+def create_sessions(
+    store: PostgresStore, clock: RevisionClock, count: int, size: int, maker: TextMaker
+) -> tuple[list[str], dict[str, dict[str, Any]], int]:
+    """Insert ``count`` sessions of about ``size`` bytes; returns ids, documents, mean size."""
+    ids, docs, total = [], {}, 0
+    now = utcnow()
+    for _ in range(count):
+        sid = new_session_id()
+        state = make_state(sid, size, maker)
+        total += len(orjson.dumps(state))
+        row = SessionRow(
+            sid, state["user_id"], state["question"], "completed", "synthesize", 0.0, 0, now, now
+        )
+        store.create_session(row, state, clock.next())
+        ids.append(sid)
+        docs[sid] = state
+    return ids, docs, total // max(1, count)
+
+
+# -- target 1 and 6 ----------------------------------------------------------------------------
+
+
+def paced_run(store: PostgresStore, ids: list[str], duration: float) -> dict[str, Any]:
+    """100 sessions x 100 updates/s for ``duration`` seconds through a real flusher."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    counter = StatementCounter(store.engine)
+    flusher = ProgressFlusher(store, FLUSH_INTERVAL_S, clock)
+    total_rate = len(ids) * RATE_PER_SESSION
+    n = len(ids)
+    issued = 0
+    max_backlog = 0
+    rss_samples: list[int] = []
+    reset_ok = reset_peak_rss()
+    rss_start = proc_status_kb("VmRSS")
+    next_sample = 0.0
+    start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= duration:
+            break
+        due = min(int(elapsed * total_rate), int(duration * total_rate))
+        max_backlog = max(max_backlog, due - issued)
+        while issued < due:
+            seq, index = divmod(issued, n)
+            patch, meta = progress_patch(seq, index)
+            flusher.update_progress(ids[index], patch, meta)
+            issued += 1
+        if elapsed >= next_sample:
+            rss_samples.append(proc_status_kb("VmRSS"))
+            next_sample += max(0.5, duration / 10)
+        time.sleep(0.002)
+    run_seconds = time.perf_counter() - start
+    in_run_statements = counter.marked
+    ok = flusher.stop(timeout=10)
+    total_seconds = time.perf_counter() - start
+    peak = proc_status_kb("VmHWM")
+    counter.close()
+    # Every session's stored progress must carry its last update: nothing lost.
+    last_seq = {ids[i]: (issued - 1 - ((issued - 1 - i) % n)) // n for i in range(min(n, issued))}
+    with store.engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                sa.text("SELECT session_id, (progress->'progress'->>'seq')::int FROM session_state")
+            ).all()
+        )
+    lost = sum(1 for sid, seq in last_seq.items() if stored.get(sid) != seq)
+    st = flusher.stats
+    return {
+        "issued": issued,
+        "accepted": st.updates_accepted,
+        "seconds": run_seconds,
+        "accepted_per_s": st.updates_accepted / run_seconds,
+        "flushes": st.flushes,
+        "rows": st.rows_written,
+        "statements": counter.total,
+        "flush_statements": counter.marked,
+        "in_run_statements": in_run_statements,
+        "intervals": int(run_seconds / FLUSH_INTERVAL_S) + 1,
+        "max_backlog_ms": 1000 * max_backlog / total_rate,
+        "coalescing": st.updates_accepted / max(1, st.rows_written),
+        "per_statement": st.updates_accepted / max(1, counter.marked),
+        "lost": lost,
+        "stopped_clean": ok,
+        "drain_s": total_seconds - run_seconds,
+        "rss_start_kb": rss_start,
+        "rss_samples_kb": rss_samples,
+        "peak_kb": peak if reset_ok else 0,
+    }
+
+
+def raw_rate(store: PostgresStore, ids: list[str], max_updates: int, max_s: float) -> float:
+    """update_progress in a tight loop (flusher thread running): the acceptance ceiling."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    flusher = ProgressFlusher(store, FLUSH_INTERVAL_S, clock)
+    n = len(ids)
+    patches = [progress_patch(seq, i) for seq in range(8) for i in range(5)]
+    flusher.update_progress(ids[0], patches[0][0])  # start the thread outside the timing
+    done = 0
+    start = time.perf_counter()
+    deadline = start + max_s
+    while done < max_updates:
+        for _ in range(1000):
+            patch, meta = patches[done % len(patches)]
+            flusher.update_progress(ids[done % n], patch, meta)
+            done += 1
+        if time.perf_counter() > deadline:
+            break
+    elapsed = time.perf_counter() - start
+    flusher.stop(timeout=10)
+    return done / elapsed
+
+
+def write_through(store: PostgresStore, ids: list[str], threads: int, seconds: float) -> float:
+    """One statement per update (the store's write with a one-element batch): upserts/s."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    counts = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def work(t: int) -> None:
+        i = t
+        while time.perf_counter() < deadline:
+            sid = ids[i % len(ids)]
+            patch, meta = progress_patch(i, i)
+            store.write_progress([ProgressWrite(sid, patch, clock.next(), meta or {})])
+            counts[t] += 1
+            i += threads
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 30)
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def coalescing(url: str, gin: bool, smoke: bool) -> dict[str, Any]:
+    store = open_store(url, gin)
+    try:
+        clock = RevisionClock()
+        ids, _, _ = create_sessions(store, clock, SESSIONS, 2000, TextMaker(1))
+        wt_seconds = 1.0 if smoke else 5.0
+        result = paced_run(store, ids, 2.0 if smoke else 20.0)
+        result["raw_per_s"] = raw_rate(
+            store, ids, 30_000 if smoke else 600_000, 0.5 if smoke else 3.0
+        )
+        result["wt1"] = write_through(store, ids, 1, wt_seconds)
+        result["wt4"] = write_through(store, ids, 4, wt_seconds)
+        result["ceiling"] = max(result["wt1"], result["wt4"])
+        return result
+    finally:
+        store.close()
+
+
+# -- target 2 ----------------------------------------------------------------------------------
+
+
+def wal_lsn(conn: sa.Connection) -> str:
+    return conn.execute(sa.text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+
+
+def wal_diff(conn: sa.Connection, a: str, b: str) -> int:
+    query = sa.text("SELECT pg_wal_lsn_diff(CAST(:b AS pg_lsn), CAST(:a AS pg_lsn))::bigint")
+    return int(conn.execute(query, {"a": a, "b": b}).scalar_one())
+
+
+def flush_rounds(
+    store: PostgresStore, ids: list[str], rounds: int, probe: sa.Connection
+) -> tuple[float, float]:
+    """Median seconds and WAL bytes of one flush of every session (progress changes only)."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    flusher = ProgressFlusher(store, 3600, clock)  # the thread sleeps; we flush by hand
+    times, wal = [], []
+    try:
+        for r in range(rounds + 1):
+            for i, sid in enumerate(ids):
+                patch, meta = progress_patch(r * 7 + i, i)
+                flusher.update_progress(sid, patch, meta)
+            before = wal_lsn(probe)
+            started = time.perf_counter()
+            if not flusher.flush():
+                raise RuntimeError(f"flush failed: {flusher.stats.last_error}")
+            elapsed = time.perf_counter() - started
+            after = wal_lsn(probe)
+            if r:  # round 0 warms the plan cache and the pages
+                times.append(elapsed)
+                wal.append(wal_diff(probe, before, after))
+    finally:
+        flusher.stop(timeout=10)
+    return median(times), median(wal)
+
+
+def naive_rounds(
+    store: PostgresStore,
+    ids: list[str],
+    docs: dict[str, dict[str, Any]],
+    rounds: int,
+    probe: sa.Connection,
+) -> tuple[float, float]:
+    """The design this replaces: fold progress into the document and write it all back."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    times, wal = [], []
+    for r in range(rounds):
+        before = wal_lsn(probe)
+        started = time.perf_counter()
+        batch = []
+        for i, sid in enumerate(ids):
+            patch, _ = progress_patch(r * 7 + i, i)
+            deep_merge(docs[sid], patch)
+            batch.append({"session_id": sid, "state": docs[sid], "revision": clock.next()})
+        with store.engine.begin() as conn:
+            conn.execute(NAIVE_SQL, {"batch": orjson.dumps(batch).decode()})
+        times.append(time.perf_counter() - started)
+        wal.append(wal_diff(probe, before, wal_lsn(probe)))
+    return median(times), median(wal)
+
+
+def write_state_rounds(
+    store: PostgresStore, ids: list[str], docs: dict[str, dict[str, Any]], count: int
+) -> float:
+    """Median seconds of one full-document write (the cold path: step transitions)."""
+    clock = RevisionClock()
+    clock.observe(time.time_ns() // 1000)
+    times = []
+    for sid in ids[:count]:
+        stored = store.load(sid)
+        assert stored is not None
+        clock.observe(stored.revision)
+        doc = docs[sid]
+        doc["updated_at"] = utcnow().isoformat()
+        started = time.perf_counter()
+        store.write_state(sid, doc, expected_revision=stored.revision, new_revision=clock.next())
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def size_run(url: str, size: int, smoke: bool) -> list[dict[str, Any]]:
+    """Item 2 at one document size, GIN on then off (same rows, same run)."""
+    count = 20 if smoke else SESSIONS
+    rounds = 3 if smoke else 20
+    store = open_store(url, True)
+    engine = sa.create_engine(url)
+    out = []
+    try:
+        ids, docs, mean = create_sessions(store, RevisionClock(), count, size, TextMaker(size))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
+            probe.execute(sa.text("VACUUM ANALYZE session_state"))
+            for gin in (True, False):
+                store.settings = bench_settings(url, state_gin_index=gin)
+                store._ensure_gin_index()
+                index_bytes = probe.execute(
+                    sa.text("SELECT COALESCE(pg_relation_size(to_regclass(:n)), 0)"),
+                    {"n": GIN_INDEX_NAME},
+                ).scalar_one()
+                flush_s, flush_wal = flush_rounds(store, ids, rounds, probe)
+                naive_s, naive_wal = naive_rounds(store, ids, docs, 1 if smoke else 5, probe)
+                write_s = write_state_rounds(store, ids, docs, 2 if smoke else 10)
+                out.append(
+                    {
+                        "size": size,
+                        "mean_bytes": mean,
+                        "sessions": count,
+                        "rounds": rounds,
+                        "gin": gin,
+                        "index_bytes": int(index_bytes),
+                        "flush_s": flush_s,
+                        "flush_wal": flush_wal,
+                        "naive_s": naive_s,
+                        "naive_wal": naive_wal,
+                        "write_state_s": write_s,
+                    }
+                )
+    finally:
+        engine.dispose()
+        store.close()
+    return out
+
+
+# -- the section -------------------------------------------------------------------------------
+
+
+def app_uses_containment() -> bool:
+    """Does any app query use the GIN index (a JSONB containment or path operator)?"""
+    for path in (ROOT / "council_app").rglob("*.py"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if any(op in text for op in ("@>", "@?", "@@", "jsonb_path_query", "jsonb_path_exists")):
+            return True
+    return False
+
+
+def run(smoke: bool = False) -> Section:
+    started = time.perf_counter()
+    section = Section("Progress flushes: coalescing, size-independence, GIN, memory")
+    default_gin = Settings().state_gin_index
+    co: dict[bool, dict[str, Any]] = {}
+    sizes: list[dict[str, Any]] = []
+    for gin in (True, False):
+        with bench_schema() as url:
+            co[gin] = coalescing(url, gin, smoke)
+    for size in (2_000, 300_000):
+        with bench_schema() as url:
+            sizes.extend(size_run(url, size, smoke))
+
+    # Table 1: coalescing, GIN on and off side by side.
+    def col(key: str) -> list[Any]:
+        return [co[True][key], co[False][key]]
+
+    rows = [
+        ["sessions x updates/s each", f"{SESSIONS} x {RATE_PER_SESSION}", ""],
+        ["run seconds (paced)", *col("seconds")],
+        ["updates issued", *col("issued")],
+        ["updates accepted", *col("accepted")],
+        ["updates accepted/s (paced)", *col("accepted_per_s")],
+        ["max producer backlog (ms)", *col("max_backlog_ms")],
+        ["flush intervals in the run", *col("intervals")],
+        ["batched statements in the run", *col("in_run_statements")],
+        ["statements incl. final flush", *col("statements")],
+        ["rows written", *col("rows")],
+        ["coalescing factor (updates/row)", *col("coalescing")],
+        ["updates per statement", *col("per_statement")],
+        ["updates lost (stored seq != last)", *col("lost")],
+        ["update_progress tight loop (updates/s)", *col("raw_per_s")],
+        ["write-through, 1 thread (upserts/s)", *col("wt1")],
+        ["write-through, 4 threads (upserts/s)", *col("wt4")],
+        [
+            "flusher acceptance / write-through ceiling",
+            *[c["raw_per_s"] / c["ceiling"] for c in (co[True], co[False])],
+        ],
+    ]
+    rows[0][2] = rows[0][1]
+    section.tables.append(
+        Table(
+            "Target 1: coalescing (flush interval 350 ms, 2 KB states)",
+            ["figure", "GIN on", "GIN off"],
+            rows,
+            "Write-through = the store's write_progress with a one-element batch per update "
+            "(one statement and one commit each).",
+        )
+    )
+    d = co[default_gin]
+    ratio = d["raw_per_s"] / d["ceiling"]
+    accepted_all = d["accepted"] == d["issued"] and d["issued"] >= 0.99 * (
+        SESSIONS * RATE_PER_SESSION * d["seconds"]
+    )
+    one_per_interval = d["in_run_statements"] <= d["intervals"]
+    section.targets.append(
+        Target(
+            "1",
+            "coalescing",
+            accepted_all and one_per_interval and d["lost"] == 0 and ratio >= 100,
+            f"accepted {d['accepted']:,}/{d['issued']:,}, {d['in_run_statements']} statements "
+            f"in {d['intervals']} intervals, lost {d['lost']}, acceptance "
+            f"{d['raw_per_s']:,.0f}/s = {ratio:,.0f}x write-through ceiling "
+            f"{d['ceiling']:,.0f}/s (need >= 100x)",
+        )
+    )
+
+    # Table 2: size-independence.
+    rows2 = []
+    for s in sizes:
+        rows2.append(
+            [
+                f"{s['mean_bytes'] / 1000:.0f} KB",
+                "on" if s["gin"] else "off",
+                s["sessions"],
+                s["flush_s"] * 1000,
+                s["flush_wal"] / 1024,
+                s["naive_s"] * 1000,
+                s["naive_wal"] / 1024,
+                s["write_state_s"] * 1000,
+                s["index_bytes"] / 1024,
+            ]
+        )
+    section.tables.append(
+        Table(
+            "Target 2/5: one flush of every dirty session, progress changes only (medians)",
+            [
+                "state",
+                "GIN",
+                "sessions",
+                "flush ms",
+                "flush WAL KiB",
+                "naive ms",
+                "naive WAL KiB",
+                "write_state ms",
+                "GIN index KiB",
+            ],
+            rows2,
+            "flush = ProgressFlusher.flush() (one statement, hot column only); naive = the same "
+            "progress folded into the document and the whole document written back in one "
+            "batched UPDATE; write_state = one full-document compare-and-set write (cold path).",
+        )
+    )
+    by = {(s["size"], s["gin"]): s for s in sizes}
+    verdicts = []
+    for gin in (default_gin, not default_gin):
+        small, big = by[(2_000, gin)], by[(300_000, gin)]
+        t_ratio = big["flush_s"] / small["flush_s"]
+        w_ratio = big["flush_wal"] / max(1.0, small["flush_wal"])
+        verdicts.append((gin, t_ratio, w_ratio))
+    gin, t_ratio, w_ratio = verdicts[0]
+    other = verdicts[1]
+    section.targets.append(
+        Target(
+            "2",
+            "size-independent flush",
+            t_ratio <= 1.5 and w_ratio <= 1.5,
+            f"300 KB / 2 KB with GIN {'on' if gin else 'off'} (the default): time "
+            f"{t_ratio:.2f}x, WAL {w_ratio:.2f}x (need <= 1.5x); with GIN "
+            f"{'on' if other[0] else 'off'}: time {other[1]:.2f}x, WAL {other[2]:.2f}x",
+        )
+    )
+
+    # Target 5: the GIN trade-off, from the numbers above.
+    uses = app_uses_containment()
+    costs = []
+    for size in (2_000, 300_000):
+        on, off = by[(size, True)], by[(size, False)]
+        costs.append(
+            (
+                size,
+                on["flush_s"] / off["flush_s"],
+                on["naive_s"] / off["naive_s"],
+                on["write_state_s"] / off["write_state_s"],
+                on["index_bytes"],
+            )
+        )
+    wt_cost = co[False]["wt1"] / co[True]["wt1"]
+    worst_write = max(c[3] for c in costs)
+    recommend_off = not uses and (worst_write > 1.1 or wt_cost > 1.1)
+    section.tables.append(
+        Table(
+            "Target 5: what the GIN index costs (GIN on / GIN off; >1 means slower with GIN)",
+            ["state", "progress flush", "naive rewrite", "write_state", "index KiB"],
+            [[f"{c[0] // 1000} KB", c[1], c[2], c[3], c[4] / 1024] for c in costs]
+            + [["write-through upserts/s (off/on)", wt_cost, "", "", ""]],
+        )
+    )
+    section.notes.append(
+        "GIN: the app "
+        + ("runs" if uses else "runs no")
+        + " JSONB containment/path queries on session_state.state, so the index "
+        + ("can serve app reads" if uses else "serves only ad-hoc queries")
+        + f"; it costs up to {worst_write:.2f}x per full-document write. Recommended default: "
+        + ("STATE_GIN_INDEX=false" if recommend_off else "STATE_GIN_INDEX=true")
+        + f" (current default: {str(default_gin).lower()})."
+    )
+    section.targets.append(
+        Target(
+            "5",
+            "GIN trade-off documented",
+            True,
+            f"recommend state_gin_index={'False' if recommend_off else 'True'}; progress flush "
+            f"with/without GIN {costs[1][1]:.2f}x at 300 KB, write_state {costs[1][3]:.2f}x",
+        )
+    )
+
+    # Target 6: memory during item 1.
+    mem_rows = []
+    for g in (True, False):
+        c = co[g]
+        samples = c["rss_samples_kb"] or [0]
+        mem_rows.append(
+            [
+                "on" if g else "off",
+                c["rss_start_kb"] / 1024,
+                min(samples) / 1024,
+                max(samples) / 1024,
+                c["peak_kb"] / 1024,
+            ]
+        )
+    section.tables.append(
+        Table(
+            "Target 6: RSS of the bench process during item 1 (MiB)",
+            ["GIN", "at start", "min sampled", "max sampled", "peak (VmHWM)"],
+            mem_rows,
+            "VmHWM is reset (/proc/self/clear_refs) just before the paced run.",
+        )
+    )
+    growth = (d["peak_kb"] - d["rss_start_kb"]) / 1024
+    section.targets.append(
+        Target(
+            "6",
+            "flat memory during item 1",
+            growth < 50,
+            f"peak {d['peak_kb'] / 1024:.1f} MiB, {growth:+.1f} MiB over the start of the run",
+        )
+    )
+    section.seconds = time.perf_counter() - started
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    args = parser.parse_args(argv)
+    section = run(args.smoke)
+    print_section(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
