@@ -13,6 +13,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,26 +65,24 @@ def _require_browser() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real app (API and UI) on 127.0.0.1:<free port>; yields its base URL."""
+@contextmanager
+def serve_app(folder: Path, **settings: Any) -> Iterator[str]:
+    """Run the real app (API and UI) on 127.0.0.1:<free port>; yields its base URL."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """One line per request would bury the test output."""
 
-    tmp = tmp_path_factory.mktemp("e2e-server")
     app = create_app(
         {
-            "database_url": f"sqlite:///{tmp / 'agent_council.db'}",
-            "sessions_dir": tmp / "sessions",
+            "database_url": f"sqlite:///{folder / 'agent_council.db'}",
+            "sessions_dir": folder / "sessions",
             "openai_api_key": None,
             "openai_base_url": None,
             "auth_mode": "dev",
             "auth_tokens": (),
-            # Slow enough that progress is visible, fast enough for a quick suite.
-            "offline_latency_ms": 800,
+            **settings,
         }
     )
     if "web" not in app.blueprints:  # the factory registers it; keep the tests independent
@@ -101,6 +100,20 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         svc = app.extensions.get("council")
         if svc is not None and hasattr(svc, "shutdown"):
             svc.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server most tests share: offline provider, slow enough to see progress move."""
+    with serve_app(tmp_path_factory.mktemp("e2e-server"), offline_latency_ms=800) as url:
+        yield url
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path) -> Iterator[str]:
+    """One agent at a time with long model calls, so a test can cancel mid-run."""
+    with serve_app(tmp_path, offline_latency_ms=2500, council_max_parallel=1) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +163,8 @@ class Shots:
     def __call__(self, page: Any, name: str) -> Path:
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
+        # From the top, so sticky bars sit where a person first sees them.
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(path), full_page=True)
         return path
 

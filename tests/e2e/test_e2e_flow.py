@@ -144,13 +144,13 @@ def run_flow(page: Page, shots: Shots, width_name: str) -> None:
     expect(page).to_have_url(re.compile(r"/run$"))
     run_cards = page.locator("[data-testid=run-card]")
     expect(run_cards).to_have_count(agent_count + 1)
-    expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_visible()
     shots(page, "executing")
     for i in range(agent_count + 1):
         expect(run_cards.nth(i).locator("[data-testid=agent-exec-status]")).to_have_text(
             "Done", timeout=30_000
         )
-    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_hidden()
     seen = page.evaluate("[...window.__seen.exec]")
     assert "Done" in seen and any(t not in ("Done", "Not started") for t in seen), seen
     expect(page.locator("[data-testid=session-status]")).to_have_text("Execution complete")

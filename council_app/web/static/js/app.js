@@ -79,8 +79,10 @@ async function route() {
   } else {
     await renderSession(sessionId, view, gen);
   }
+  // After an in-app navigation, move focus to the new page's heading (as a page load
+  // would reset it); on the first load leave it alone so Tab reaches the skip link.
   const heading = viewEl.querySelector("h1");
-  if (heading && gen === generation && window.history.state?.focus !== false) {
+  if (heading && gen === generation && gen > 1 && window.history.state?.focus !== false) {
     heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
   }
@@ -92,6 +94,8 @@ document.addEventListener("click", (event) => {
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   if (link.target || link.hasAttribute("download") || link.origin !== window.location.origin) return;
   if (!(link.pathname === "/" || link.pathname.startsWith("/s/"))) return;
+  // In-page anchors (the skip link, markdown "#..." links) keep their native behaviour.
+  if (link.hash && link.pathname === window.location.pathname) return;
   event.preventDefault();
   if (link.pathname + link.search !== window.location.pathname + window.location.search) {
     navigate(link.pathname + link.search);

@@ -52,6 +52,8 @@ export async function renderRun(page, container) {
 
   const cancelButton = h("button", { type: "button", class: "button button-danger", "data-testid": "cancel" }, "Cancel");
   const nextLinks = h("div", { class: "form-actions" });
+  const execActions = h("div", { class: "form-actions" }, executeButton, rerunButton);
+  const reviewActions = h("div", { class: "form-actions" }, reviewButton, rereviewButton);
 
   let stopPolling = null;
   let grace = 0;
@@ -113,6 +115,9 @@ export async function renderRun(page, container) {
     reviewButton.hidden = !(state === "execution_complete");
     rereviewButton.hidden = !(state === "review_error" || rank >= 6);
     cancelButton.hidden = !(executing || reviewing);
+    // One Cancel button, shown in the panel of the step that is running.
+    const home = reviewing ? reviewActions : execActions;
+    if (cancelButton.parentNode !== home) home.append(cancelButton);
     for (const b of [executeButton, rerunButton, reviewButton, rereviewButton]) b.disabled = executing || reviewing;
 
     render(
@@ -245,7 +250,7 @@ export async function renderRun(page, container) {
           execText,
           execOverall,
           execError,
-          h("div", { class: "form-actions" }, executeButton, rerunButton),
+          execActions,
         ),
         h(
           "div",
@@ -254,10 +259,9 @@ export async function renderRun(page, container) {
           reviewText,
           reviewOverall,
           reviewError,
-          h("div", { class: "form-actions" }, reviewButton, rereviewButton),
+          reviewActions,
         ),
       ),
-      h("div", { class: "form-actions" }, cancelButton),
       grid,
       nextLinks,
     ),
