@@ -132,10 +132,11 @@ class CouncilWorkflow:
         existing = self._update(sid, begin)
         if existing is not None:
             return existing
-        state = self._load(sid)
-        context = self._context(sid, state)
-        meter = CostMeter(state.get("tokens"))
+        meter = CostMeter(None)
         try:
+            state = self._load(sid)
+            context = self._context(sid, state)
+            meter = CostMeter(state.get("tokens"))
             completion = self._call(
                 sid,
                 "build",
@@ -156,6 +157,11 @@ class CouncilWorkflow:
 
             self._update(sid, failed)
             raise UpstreamFailed(message) from e
+        except Exception as e:
+            # Anything else (a bug, an unreadable upload) must not leave the session
+            # "build_in_progress" forever: every later step would be refused with 409.
+            self._unstick(sid, "build_in_progress", "build_error", "build_error", e)
+            raise
         council["provider"] = completion.provider
 
         def done(s: dict[str, Any]) -> dict[str, Any]:
@@ -523,10 +529,11 @@ class CouncilWorkflow:
         existing = self._update(sid, begin)
         if existing is not None:
             return existing
-        state = self._load(sid)
-        meter = CostMeter(state.get("tokens"))
+        meter = CostMeter(None)
         model = self.settings.chairman_model or self.settings.council_model
         try:
+            state = self._load(sid)
+            meter = CostMeter(state.get("tokens"))
             completion = self._call(
                 sid,
                 "synthesize",
@@ -551,6 +558,9 @@ class CouncilWorkflow:
 
             self._update(sid, failed)
             raise UpstreamFailed(message) from e
+        except Exception as e:
+            self._unstick(sid, "synthesizing", "review_complete", "synthesis_error", e, "review")
+            raise
 
         def done(s: dict[str, Any]) -> str:
             s["chairman_verdict"] = completion.text
@@ -613,6 +623,30 @@ class CouncilWorkflow:
         return bool(found and (found[1].get("run") or {}).get("cancel"))
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _unstick(
+        self,
+        sid: str,
+        running: str,
+        status: str,
+        error_key: str,
+        error: Exception,
+        step: str | None = None,
+    ) -> None:
+        """After an unexpected error in a synchronous step, leave ``running`` (best effort)."""
+        message = f"internal error: {type(error).__name__}"
+
+        def mark(s: dict[str, Any]) -> None:
+            if s.get("status") == running:
+                s["status"] = status
+                s[error_key] = message
+                if step:
+                    s["current_step"] = step
+
+        try:
+            self._update(sid, mark)
+        except Exception:
+            log.exception("Could not record the failure of %s on %s", running, sid)
 
     def _update(self, sid: str, mutate: Callable[[dict[str, Any]], Any]) -> Any:
         def with_progress(state: dict[str, Any]) -> Any:
