@@ -424,3 +424,60 @@ def test_put_council_keeps_name_and_optional_fields(client: FlaskClient) -> None
         }
     ]
     assert _summary(client, sid)["council_config"]["agents"] == council["agents"]
+
+
+# -- unexpected errors in the synchronous steps -----------------------------------------
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_unexpected_build_error_does_not_leave_session_busy(
+    client: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = create(client)
+    real = svc.provider.complete
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise Boom("a bug")
+
+    monkeypatch.setattr(svc.provider, "complete", broken)
+    r = client.post(f"/api/sessions/{sid}/build_council")
+    body = assert_error(r, 500, "internal_error")
+    assert "Boom" not in body["detail"] and "a bug" not in r.get_data(as_text=True)
+    summary = _summary(client, sid)
+    assert summary["status"] == "build_error", summary["status"]
+    assert summary["build_error"]
+    assert summary["council_config"] is None
+    # The session is usable again: a retry builds, and editing works meanwhile.
+    monkeypatch.setattr(svc.provider, "complete", real)
+    assert client.post(f"/api/sessions/{sid}/build_council").status_code == 200
+    assert _summary(client, sid)["status"] == "build_complete"
+
+
+def test_unexpected_synthesis_error_does_not_leave_session_busy(
+    client: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = create(client)
+    put_council(client, sid)
+    execute_and_wait(client, svc, sid)
+    review_and_wait(client, svc, sid)
+    real = svc.provider.complete
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise Boom("a bug")
+
+    monkeypatch.setattr(svc.provider, "complete", broken)
+    assert_error(client.post(f"/api/sessions/{sid}/synthesize"), 500, "internal_error")
+    summary = _summary(client, sid)
+    assert summary["status"] == "review_complete", summary["status"]
+    assert summary["current_step"] == "review"
+    assert summary["synthesis_error"]
+    assert summary["peer_reviews"]
+    monkeypatch.setattr(svc.provider, "complete", real)
+    r = client.post(f"/api/sessions/{sid}/synthesize")
+    assert r.status_code == 200 and r.json["verdict"]
+    summary = _summary(client, sid)
+    assert summary["status"] == "verdict_complete"
+    assert not summary.get("synthesis_error")
