@@ -114,10 +114,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
+    # ASCII digits only: int() would also take "1_000", " 5", "+5" and non-ASCII digits.
+    value = int(raw) if raw.isascii() and raw.isdigit() else None
     if value is None or not low <= value <= high:
         raise ApiError(400, "bad_request", f"'{name}' must be a whole number from {low} to {high}")
     return value
