@@ -226,7 +226,22 @@ def test_bad_force_flag_is_400(client: FlaskClient, value: str) -> None:
     assert client.get(f"/api/sessions/{sid}/status").json["status"] == "idle"
 
 
-@pytest.mark.parametrize("query", ["limit=abc", "limit=0", "limit=-1", "offset=x", "offset=-5"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=abc",
+        "limit=0",
+        "limit=-1",
+        "limit=501",
+        "limit=1.5",
+        "limit=1_0",
+        "limit=+5",
+        "limit=%20%205",
+        "limit=%EF%BC%95",  # fullwidth 5
+        "offset=x",
+        "offset=-5",
+    ],
+)
 def test_bad_list_paging_is_400(client: FlaskClient, query: str) -> None:
     body = assert_error(client.get(f"/api/sessions?{query}"), 400)
     assert query.split("=")[0] in body["detail"]
