@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from council_app.store.schema import (
     sessions,
     utcnow,
 )
+from council_app.store.sql_common import SqlMetadata
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class PostgresStore(StateStore):
+class PostgresStore(SqlMetadata, StateStore):
     backend = "postgresql"
 
     def __init__(self, settings: Settings) -> None:
@@ -103,11 +105,13 @@ class PostgresStore(StateStore):
             },
         )
         self._pid = os.getpid()
+        self.sessions_dir = Path(settings.sessions_dir)
+        self._legacy = legacy_files.LegacyIndex(self.sessions_dir)
 
     # -- plumbing -----------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
         """A transaction whose driver errors come out as backend-neutral StoreErrors."""
         try:
             with self.engine.begin() as conn:
@@ -159,24 +163,6 @@ class PostgresStore(StateStore):
 
     # -- reads --------------------------------------------------------------------------
 
-    def get_session(self, session_id: str) -> SessionRow | None:
-        with self._tx() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
-        if row is not None:
-            return SessionRow.from_db(row)
-        return self._legacy_row(session_id)
-
-    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
-        query = (
-            select(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None))
-            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        with self._tx() as conn:
-            return [SessionRow.from_db(r) for r in conn.execute(query)]
-
     def load(self, session_id: str) -> StoredState | None:
         query = select(
             session_state.c.state, session_state.c.progress, session_state.c.revision
@@ -184,50 +170,16 @@ class PostgresStore(StateStore):
         with self._tx() as conn:
             row = conn.execute(query).first()
         if row is None:
-            legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
+            legacy = legacy_files.read_state(self.sessions_dir, session_id)
             return None if legacy is None else StoredState(legacy, 0)
         state = row.state if isinstance(row.state, dict) else {}
         return StoredState(overlay_hot(state, row.progress), int(row.revision))
 
-    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
-        query = (
-            select(sessions, session_state.c.progress)
-            .select_from(
-                sessions.outerjoin(session_state, session_state.c.session_id == sessions.c.id)
-            )
-            .where(sessions.c.id == session_id)
-        )
-        with self._tx() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
-            if legacy is None:
-                return None
-            return legacy_files.session_row(session_id, legacy), legacy
-        return SessionRow.from_db(row), dict(row.progress or {})
-
-    def _legacy_row(self, session_id: str) -> SessionRow | None:
-        legacy = legacy_files.read_state(self.settings.sessions_dir, session_id)
-        return None if legacy is None else legacy_files.session_row(session_id, legacy)
-
     # -- writes -------------------------------------------------------------------------
 
     def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:
-        meta = meta_from_state(state)
         with self._tx() as conn:
-            conn.execute(
-                insert(sessions).values(
-                    id=row.session_id,
-                    user_id=row.user_id,
-                    question=meta["question"],
-                    status=meta["status"],
-                    current_step=meta["current_step"],
-                    cost=meta["cost"],
-                    total_tokens=meta["total_tokens"],
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-            )
+            self._insert_session_row(conn, row, state)
             conn.execute(
                 insert(session_state).values(
                     session_id=row.session_id,

@@ -36,6 +36,7 @@ from council_app.store.base import (
     progress_applies,
 )
 from council_app.store.schema import metadata, session_state, sessions, utcnow
+from council_app.store.sql_common import SqlMetadata
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _install_sqlite_pragmas(engine: Any) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-class SqliteFileStore(StateStore):
+class SqliteFileStore(SqlMetadata, StateStore):
     backend = "sqlite"
 
     def __init__(self, settings: Settings) -> None:
@@ -77,6 +78,7 @@ class SqliteFileStore(StateStore):
         )
         _install_sqlite_pragmas(self.engine)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._legacy = legacy_files.LegacyIndex(self.sessions_dir)
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:
@@ -102,25 +104,6 @@ class SqliteFileStore(StateStore):
             metadata.create_all(conn, checkfirst=True)
 
     # -- reads --------------------------------------------------------------------------
-
-    def get_session(self, session_id: str) -> SessionRow | None:
-        with self._tx() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
-        if row is not None:
-            return SessionRow.from_db(row)
-        legacy = legacy_files.read_state(self.sessions_dir, session_id)
-        return None if legacy is None else legacy_files.session_row(session_id, legacy)
-
-    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
-        query = (
-            select(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None))
-            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        with self._tx() as conn:
-            return [SessionRow.from_db(r) for r in conn.execute(query)]
 
     def load(self, session_id: str) -> StoredState | None:
         with self._tx() as conn:
@@ -149,41 +132,11 @@ class SqliteFileStore(StateStore):
             return StoredState(state, 0)
         return StoredState(overlay_hot(state, row.progress), int(row.revision))
 
-    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
-        query = (
-            select(sessions, session_state.c.progress)
-            .select_from(
-                sessions.outerjoin(session_state, session_state.c.session_id == sessions.c.id)
-            )
-            .where(sessions.c.id == session_id)
-        )
-        with self._tx() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            legacy = legacy_files.read_state(self.sessions_dir, session_id)
-            if legacy is None:
-                return None
-            return legacy_files.session_row(session_id, legacy), legacy
-        return SessionRow.from_db(row), dict(row.progress or {})
-
     # -- writes -------------------------------------------------------------------------
 
     def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:
-        meta = meta_from_state(state)
         with self._tx(write=True) as conn:
-            conn.execute(
-                insert(sessions).values(
-                    id=row.session_id,
-                    user_id=row.user_id,
-                    question=meta["question"],
-                    status=meta["status"],
-                    current_step=meta["current_step"],
-                    cost=meta["cost"],
-                    total_tokens=meta["total_tokens"],
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-            )
+            self._insert_session_row(conn, row, state)
             conn.execute(
                 insert(session_state).values(
                     session_id=row.session_id,

@@ -221,3 +221,28 @@ def test_run_progress_is_rejected_once_the_run_is_replaced(store: StateStore) ->
     assert store.write_progress([ProgressWrite(SID, {"x": 1}, 600, run_id="run-2")]) == [SID]
     loaded = store.load(SID)
     assert loaded is not None and "execution_status" not in loaded.state
+
+
+def test_listing_includes_sessions_that_exist_only_as_files(store, backend_settings) -> None:
+    old = "session_20240101_090000_0a0a0a"
+    write_json_atomic(
+        backend_settings.sessions_dir / old / "state.json",
+        {"session_id": old, "question": "Old", "created_at": "2024-01-01T09:00:00"},
+    )
+    new = "session_20260101_090000_0b0b0b"
+    store.create_session(
+        make_row(new, user="dev-user@localhost", created=datetime(2026, 1, 1, tzinfo=UTC)),
+        base_state(new),
+        revision=1,
+    )
+    rows = store.list_sessions("dev-user@localhost", limit=10, offset=0)
+    assert [r.session_id for r in rows] == [new, old]
+    assert rows[1].question == "Old" and rows[1].status == "idle"
+    assert [r.session_id for r in store.list_sessions("dev-user@localhost", 1, 1)] == [old]
+    assert store.list_sessions("alice", 10, 0) == []
+    # Once it has a row (adopted or migrated), it is listed once, from the database.
+    store.write_state(
+        old, {"session_id": old, "question": "Old"}, expected_revision=0, new_revision=5
+    )
+    ids = [r.session_id for r in store.list_sessions("dev-user@localhost", 10, 0)]
+    assert sorted(ids) == sorted([new, old])
