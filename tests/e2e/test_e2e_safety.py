@@ -139,3 +139,56 @@ def test_cancel_running_execution(browser: Any, slow_server: str, shots: Shots) 
         context.close()
     assert watch.errors == [], watch.errors
     assert watch.foreign_requests == [], watch.foreign_requests
+
+
+HOSTILE_MARKDOWN = r"""# Title <script>window.__pwned=5</script>
+<img src=z onerror="window.__pwned=6"> and <a href="javascript:window.__pwned=7">x</a>
+[bad link](javascript:window.__pwned=8) [data](data:text/html,<b>x</b>) [ok](https://example.com/a_(b))
+**bold <b>inner</b>** `code <i>` <iframe src="https://example.com"></iframe>
+
+- item <svg onload="window.__pwned=9">
+  - nested [x](JAVASCRIPT:alert(1))
+
+| A <b>h</b> | B |
+|---|---|
+| <u>1</u> | 2 |
+
+```
+<style>body{display:none}</style>
+```
+"""
+ALLOWED_TAGS = {
+    "H3", "H4", "H5", "H6", "P", "EM", "STRONG", "DEL", "CODE", "PRE", "A", "UL", "OL",
+    "LI", "BLOCKQUOTE", "HR", "BR", "DIV", "TABLE", "THEAD", "TBODY", "TR", "TH", "TD", "INPUT",
+}  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_markdown_renderer_builds_only_safe_nodes(desktop: tuple[Page, Any]) -> None:
+    page, _ = desktop
+    page.goto("/")
+    found = page.evaluate(
+        """async (source) => {
+            const {renderMarkdown} = await import('/assets/js/markdown.js');
+            const box = document.createElement('div');
+            box.append(renderMarkdown(source));
+            document.querySelector('main').append(box);
+            const all = [...box.querySelectorAll('*')];
+            return {
+                tags: [...new Set(all.map((el) => el.tagName))],
+                handlers: all.flatMap((el) => [...el.attributes].map((a) => a.name))
+                    .filter((name) => name.startsWith('on') || name === 'style' || name === 'src'),
+                hrefs: all.filter((el) => el.hasAttribute('href'))
+                    .map((el) => el.getAttribute('href')),
+                text: box.textContent,
+            };
+        }""",
+        HOSTILE_MARKDOWN,
+    )
+    assert set(found["tags"]) <= ALLOWED_TAGS, found["tags"]
+    assert found["handlers"] == []
+    assert "https://example.com/a_(b)" in found["hrefs"], found["hrefs"]
+    assert all(re.match(r"(https?:|mailto:|#)", href) for href in found["hrefs"]), found["hrefs"]
+    for literal in ("<script>", "<img src=z", "<iframe", "<svg onload", "<style>", "<b>h</b>"):
+        assert literal in found["text"], literal
+    assert page.evaluate("window.__pwned") is None

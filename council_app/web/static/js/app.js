@@ -374,6 +374,14 @@ sidebarToggle.addEventListener("click", () => {
   if (open) (sidebar.querySelector("a, button") || sidebar).focus();
 });
 
+// The phone drawer closes on a click outside it, like any overlay.
+document.addEventListener("click", (event) => {
+  if (!sidebar.classList.contains("open")) return;
+  if (sidebar.contains(event.target) || sidebarToggle.contains(event.target)) return;
+  if (document.querySelector("dialog[open]")) return;
+  closeSidebar();
+});
+
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && sidebar.classList.contains("open")) {
     closeSidebar();

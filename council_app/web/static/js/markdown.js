@@ -11,7 +11,8 @@ const SAFE_URL = /^(https?:|mailto:|#)/i;
 
 const INLINE_RULES = [
   { kind: "code", re: /`([^`\n]+)`/ },
-  { kind: "link", re: /\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/ },
+  // The URL may hold one level of balanced parentheses: [x](https://w.org/a_(b)).
+  { kind: "link", re: /\[([^\]\n]+)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))+)>?(?:\s+"[^"]*")?\s*\)/ },
   { kind: "strong", re: /\*\*(?=\S)([\s\S]*?\S)\*\*|__(?=\S)([\s\S]*?\S)__/ },
   { kind: "del", re: /~~(?=\S)([\s\S]*?\S)~~/ },
   { kind: "em", re: /\*(?=[^\s*])([^*]*?[^\s*])\*|(?<![\w])_(?=[^\s_])([^_]*?[^\s_])_(?![\w])/ },
