@@ -43,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     _register_web(app)
     _register_cors(app, settings)
+    _register_serving(app, settings)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]
@@ -77,3 +78,19 @@ def _register_cors(app: Flask, settings: Settings) -> None:
         allow_headers=["Content-Type", "Authorization", "X-User-Id"],
         max_age=600,
     )
+
+
+def _register_serving(app: Flask, settings: Settings) -> None:
+    """Request ids and log context, /metrics with request timing, /api/openapi.json, and
+    the opt-in progress endpoint (PROGRESS_API=1)."""
+    from council_app import metrics
+    from council_app.api import metrics as metrics_api
+    from council_app.api import openapi, progress
+    from council_app.logging_setup import init_request_context
+
+    init_request_context(app)
+    metrics.init_app(app)
+    app.register_blueprint(metrics_api.bp)
+    app.register_blueprint(openapi.bp)
+    if settings.progress_api:
+        app.register_blueprint(progress.bp)

@@ -52,6 +52,7 @@ class Settings:
     prices_file: str | None = None
     run_lease_seconds: int = 60
     log_format: str = "text"
+    progress_api: bool = False  # POST /api/sessions/<id>/progress for external reporters
 
     @property
     def backend(self) -> str:
@@ -237,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         prices_file=env.get("COUNCIL_PRICES_FILE", "").strip() or None,
         run_lease_seconds=_int(env, "RUN_LEASE_SECONDS", 60, 2, 86_400),
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        progress_api=_bool(env, "PROGRESS_API", False),
     )
 
 

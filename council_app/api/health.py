@@ -9,6 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Blueprint, Response, jsonify
 
+from council_app.api.openapi import doc, ref
 from council_app.services import services
 from council_app.settings import mask_url
 from council_app.store import StoreError
@@ -29,6 +30,12 @@ def _checker() -> ThreadPoolExecutor:
 
 
 @bp.get("/health")
+@doc(
+    "Can state be persisted right now? (answers within ~2 s)",
+    ok=ref("Health"),
+    responses={503: {"content": {"application/json": {"schema": ref("Health")}}}},
+    tags=["operations"],
+)
 def health() -> tuple[Response, int]:
     svc = services()
     started = time.perf_counter()

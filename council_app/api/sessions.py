@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from council_app.api.auth import current_user
 from council_app.api.errors import ApiError
+from council_app.api.openapi import doc, form_body, json_body, q_bool, q_int, ref
 from council_app.services import services
 from council_app.session_ids import is_valid_session_id, session_dir
 from council_app.settings import parse_bool
@@ -63,6 +64,27 @@ def _iso(value: Any) -> Any:
 
 
 @bp.post("")
+@doc(
+    "Create a session from a question and optional files",
+    body=form_body(
+        {
+            "type": "object",
+            "required": ["question"],
+            "properties": {
+                "question": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 20000,
+                    "pattern": "\\S",
+                },
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            },
+        }
+    ),
+    ok=ref("SessionCreated"),
+    status=201,
+    errors=(400, 401, 413, 415, 503),
+)
 def create_session() -> tuple[Response, int]:
     user = current_user()
     if not request.mimetype.startswith("multipart/form-data") and request.mimetype not in (
@@ -84,6 +106,12 @@ def create_session() -> tuple[Response, int]:
 
 
 @bp.get("")
+@doc(
+    "List the caller's sessions, newest first",
+    query=[q_int("limit", 1, 500, 50, "Page size"), q_int("offset", 0, 10_000_000, 0, "Skip")],
+    ok=ref("SessionList"),
+    errors=(400, 401, 503),
+)
 def list_sessions() -> Response:
     user = current_user()
     limit = _int_arg("limit", 50, 1, 500)
@@ -122,6 +150,12 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 @bp.post("/<session_id>/build_council")
+@doc(
+    "Build the council (personas) for the question",
+    query=[q_bool("force", "Run again even if it already ran")],
+    ok=ref("Council"),
+    errors=(400, 401, 404, 409, 410, 502, 503),
+)
 def build_council(session_id: str) -> Response:
     owned_session(session_id)
     council = services().workflow.build_council(session_id, flag("force"))
@@ -129,6 +163,12 @@ def build_council(session_id: str) -> Response:
 
 
 @bp.put("/<session_id>/council")
+@doc(
+    "Replace the council with an edited one",
+    body=json_body(ref("Council")),
+    ok=ref("Council"),
+    errors=(400, 401, 404, 409, 410, 422, 503),
+)
 def put_council(session_id: str) -> Response:
     owned_session(session_id)
     payload = request.get_json(silent=True, force=True)
@@ -138,6 +178,19 @@ def put_council(session_id: str) -> Response:
 
 
 @bp.post("/<session_id>/execute")
+@doc(
+    "Start the council's answers in the background (poll /status)",
+    query=[q_bool("force", "Run again even if it already ran")],
+    ok=ref("RunStarted"),
+    status=202,
+    responses={
+        200: {
+            "description": "Nothing started (already done)",
+            "content": {"application/json": {"schema": ref("RunStarted")}},
+        }
+    },
+    errors=(400, 401, 404, 409, 410, 503),
+)
 def execute(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_execute(session_id, flag("force"))
@@ -145,6 +198,19 @@ def execute(session_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/<session_id>/peer_review")
+@doc(
+    "Start the peer review in the background (poll /status)",
+    query=[q_bool("force", "Run again even if it already ran")],
+    ok=ref("RunStarted"),
+    status=202,
+    responses={
+        200: {
+            "description": "Nothing started (already done)",
+            "content": {"application/json": {"schema": ref("RunStarted")}},
+        }
+    },
+    errors=(400, 401, 404, 409, 410, 503),
+)
 def peer_review(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_review(session_id, flag("force"))
@@ -152,18 +218,35 @@ def peer_review(session_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/<session_id>/cancel")
+@doc(
+    "Ask a running execute or review to stop",
+    ok=ref("RunStarted"),
+    status=202,
+    errors=(401, 404, 409, 410, 503),
+)
 def cancel(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     return jsonify({"status": services().workflow.cancel(session_id)}), 202
 
 
 @bp.post("/<session_id>/synthesize")
+@doc(
+    "Have the chairman write the verdict",
+    query=[q_bool("force", "Run again even if it already ran")],
+    ok=ref("Verdict"),
+    errors=(400, 401, 404, 409, 410, 502, 503),
+)
 def synthesize(session_id: str) -> Response:
     owned_session(session_id)
     return jsonify({"verdict": services().workflow.synthesize(session_id, flag("force"))})
 
 
 @bp.get("/<session_id>/status")
+@doc(
+    "Progress of a session (cheap: reads the hot column only)",
+    ok=ref("Status"),
+    errors=(401, 404, 410, 503),
+)
 def status(session_id: str) -> Response:
     """The hot path: reads the small hot column only, whatever the document's size."""
     _check_id(session_id)
@@ -187,6 +270,11 @@ def status(session_id: str) -> Response:
 
 
 @bp.get("/<session_id>/results")
+@doc(
+    "The council's answers",
+    ok={"type": "object"},
+    errors=(401, 404, 410, 503),
+)
 def results(session_id: str) -> Response:
     state = owned_state(session_id)
     if not state.get("execution_results"):
@@ -195,6 +283,7 @@ def results(session_id: str) -> Response:
 
 
 @bp.get("/<session_id>/reviews")
+@doc("The peer reviews and scores", ok=ref("Reviews"), errors=(401, 404, 410, 503))
 def reviews(session_id: str) -> Response:
     state = owned_state(session_id)
     return jsonify(
@@ -223,6 +312,7 @@ SUMMARY_KEYS = (
 
 
 @bp.get("/<session_id>/summary")
+@doc("Everything about a session", ok=ref("Summary"), errors=(401, 404, 410, 503))
 def summary(session_id: str) -> Response:
     row = owned_session(session_id)
     stored = services().states.load(session_id)
@@ -242,6 +332,12 @@ def summary(session_id: str) -> Response:
 
 
 @bp.get("/<session_id>/logs")
+@doc(
+    "The session's LLM call log",
+    query=[q_int("limit", 1, 100_000, 1000, "Keep the last N entries")],
+    ok=ref("Logs"),
+    errors=(400, 401, 404, 410, 503),
+)
 def logs(session_id: str) -> Response:
     owned_session(session_id)
     limit = _int_arg("limit", 1000, 1, 100_000)
@@ -250,6 +346,12 @@ def logs(session_id: str) -> Response:
 
 
 @bp.delete("/<session_id>")
+@doc(
+    "Delete a session (soft by default)",
+    query=[q_bool("hard", "Also remove the stored state and files")],
+    ok=ref("Deleted"),
+    errors=(400, 401, 404, 410, 503),
+)
 def delete(session_id: str) -> Response:
     owned_session(session_id)
     hard = flag("hard")

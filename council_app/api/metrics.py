@@ -1,0 +1,23 @@
+"""/metrics: Prometheus text exposition of the whole server (every gunicorn worker)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from council_app import metrics
+from council_app.api.openapi import doc
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+@doc(
+    summary="Prometheus metrics",
+    description="Requests, errors and latency per route, flusher and run figures; in "
+    "multiprocess mode the sum over every live worker.",
+    tags=["operations"],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def scrape() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, status=200, content_type=content_type)

@@ -1,0 +1,62 @@
+"""POST /api/sessions/<id>/progress: progress reports from outside the process (PROGRESS_API=1).
+
+Off by default.  External workers (and the serving tests) report hot keys here; the patch
+goes through the same write-behind flusher as the built-in workflow's progress, so a 202
+means "accepted in memory, written within one flush interval or at graceful shutdown".
+
+Send one session's reports over one keep-alive connection (or to one process): revisions
+order writes per process, and a report held by another worker with an older revision
+would be refused as stale when both flush.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from council_app.api.errors import ApiError
+from council_app.api.openapi import doc, json_body, ref
+from council_app.api.sessions import owned_session
+from council_app.services import services
+
+bp = Blueprint("progress", __name__, url_prefix="/api/sessions")
+
+HOT_KEYS = ("execution_status", "review_status", "progress")
+
+
+def _patch(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) or not payload:
+        raise ApiError(
+            400, "bad_request", f"The body must be a non-empty JSON object of {', '.join(HOT_KEYS)}"
+        )
+    unknown = sorted(set(payload) - set(HOT_KEYS))
+    if unknown:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"Only {', '.join(HOT_KEYS)} can be reported; not {', '.join(unknown)}",
+        )
+    for key, value in payload.items():
+        if not isinstance(value, dict):
+            raise ApiError(400, "bad_request", f"'{key}' must be a JSON object")
+    return payload
+
+
+@bp.post("/<session_id>/progress")
+@doc(
+    "Report progress of a session (hot keys, deep-merged)",
+    description="Enabled by PROGRESS_API=1. Accepted in memory and written by the batched "
+    "flusher; send one session's reports over one connection.",
+    body=json_body(ref("ProgressPatch")),
+    ok=ref("Accepted"),
+    status=202,
+    ok_description="Accepted; durable within one flush interval or at graceful shutdown",
+    errors=(400, 401, 404, 410, 503),
+    tags=["sessions"],
+)
+def report_progress(session_id: str) -> tuple[Response, int]:
+    owned_session(session_id)
+    patch = _patch(request.get_json(silent=True, force=True))
+    services().states.progress(session_id, patch)
+    return jsonify({"status": "accepted"}), 202
