@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -52,6 +53,26 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the server running this step stopped before it finished; start it again"
 CANCELLED = "cancelled: stopped at the user's request"
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """Where a background step reports each member's progress."""
+
+    status_key: str  # execution_status / review_status
+    progress_key: str  # progress.execution / progress.review
+    busy: str  # the word while a member works
+
+
+EXECUTE_LANE = _Lane("execution_status", "execution", "Thinking...")
+REVIEW_LANE = _Lane("review_status", "review", "Reviewing...")
+
+
+def _mark_cancelled(status: dict[str, Any], members: list[dict[str, Any]], lane: _Lane) -> None:
+    """Members that never finished say so."""
+    for member in members:
+        if status.get(member["name"]) in ("Queued", lane.busy):
+            status[member["name"]] = "Cancelled"
 
 
 class CouncilWorkflow:
@@ -302,27 +323,64 @@ class CouncilWorkflow:
         while not stop.wait(max(0.5, lease / 4)):
             self.states.progress(sid, {"run": {"lease_until": time.time() + lease}}, run_id=run_id)
 
-    def _execute_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
-        council = state["council_config"]
-        agents: list[dict[str, Any]] = council["agents"]
-        question = state.get("question") or ""
-        context = self._context(sid, state)
-        meter = CostMeter(state.get("tokens"))
-        results: list[dict[str, Any] | None] = [None] * len(agents)
+    def _fan_out(
+        self,
+        sid: str,
+        run_id: str,
+        members: list[dict[str, Any]],
+        lane: _Lane,
+        meter: CostMeter,
+        work: Callable[[int, dict[str, Any]], tuple[dict[str, Any], str]],
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Run ``work`` for every council member in parallel (bounded), reporting progress.
+
+        Stops starting members once a cancel request is seen.  Returns the entries of the
+        members that ran, in council order, and whether the run was cancelled.
+        """
+        entries: list[dict[str, Any] | None] = [None] * len(members)
         finished = 0
         lock = threading.Lock()
         cancelled = threading.Event()
 
         def one(index: int) -> None:
             nonlocal finished
-            agent = agents[index]
-            name = agent["name"]
+            name = members[index]["name"]
             if cancelled.is_set() or self._cancel_requested(sid):
                 cancelled.set()
                 return
-            self.states.progress(sid, {"execution_status": {name: "Thinking..."}}, run_id=run_id)
+            self.states.progress(sid, {lane.status_key: {name: lane.busy}}, run_id=run_id)
+            entry, word = work(index, members[index])
+            with lock:
+                entries[index] = entry
+                finished += 1
+                pct = round(100 * finished / len(members))
+                totals = meter.snapshot()
+                words = {name: word}
+                if lane.status_key == "execution_status":
+                    words["ALL"] = f"{finished}/{len(members)} agents finished"
+            self.states.progress(
+                sid,
+                {lane.status_key: words, "progress": {lane.progress_key: pct}, "tokens": totals},
+                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+                run_id=run_id,
+            )
+
+        with ThreadPoolExecutor(
+            max_workers=min(self.settings.council_max_parallel, len(members))
+        ) as pool:
+            list(pool.map(one, range(len(members))))
+        return [e for e in entries if e is not None], cancelled.is_set()
+
+    def _execute_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
+        council = state["council_config"]
+        agents: list[dict[str, Any]] = council["agents"]
+        question = state.get("question") or ""
+        context = self._context(sid, state)
+        meter = CostMeter(state.get("tokens"))
+
+        def answer(index: int, agent: dict[str, Any]) -> tuple[dict[str, Any], str]:
             entry: dict[str, Any] = {
-                "agent_name": name,
+                "agent_name": agent["name"],
                 "agent_persona": agent.get("persona", ""),
                 "proposal_id": index + 1,
                 "tools_used": [],
@@ -331,7 +389,7 @@ class CouncilWorkflow:
                 completion = self._call(
                     sid,
                     "execute",
-                    name,
+                    agent["name"],
                     prompts.agent_messages(agent, question, context),
                     agent.get("model") or self.settings.council_model,
                     meter,
@@ -339,42 +397,18 @@ class CouncilWorkflow:
                 )
             except ProviderError as e:
                 entry.update(response="", tldr="", status="error", error=str(e))
-                word = "Failed"
-            else:
-                response, tldr = split_tldr(completion.text)
-                entry.update(
-                    response=response,
-                    tldr=tldr,
-                    status="success",
-                    model=completion.model,
-                    provider=completion.provider,
-                )
-                word = "Done"
-            with lock:
-                results[index] = entry
-                finished += 1
-                pct = round(100 * finished / len(agents))
-                totals = meter.snapshot()
-            self.states.progress(
-                sid,
-                {
-                    "execution_status": {
-                        name: word,
-                        "ALL": f"{finished}/{len(agents)} agents finished",
-                    },
-                    "progress": {"execution": pct},
-                    "tokens": totals,
-                },
-                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
-                run_id=run_id,
+                return entry, "Failed"
+            response, tldr = split_tldr(completion.text)
+            entry.update(
+                response=response,
+                tldr=tldr,
+                status="success",
+                model=completion.model,
+                provider=completion.provider,
             )
+            return entry, "Done"
 
-        with ThreadPoolExecutor(
-            max_workers=min(self.settings.council_max_parallel, len(agents))
-        ) as pool:
-            list(pool.map(one, range(len(agents))))
-
-        done = [r for r in results if r is not None]
+        done, cancelled = self._fan_out(sid, run_id, agents, EXECUTE_LANE, meter, answer)
         ok = [r for r in done if r["status"] == "success"]
 
         def finish(s: dict[str, Any]) -> None:
@@ -388,13 +422,11 @@ class CouncilWorkflow:
             s["tokens"] = meter.snapshot()
             s["run"] = None
             status = s.setdefault("execution_status", {})
-            if cancelled.is_set():
+            if cancelled:
                 s["status"] = "execution_error"
                 s["execution_error"] = CANCELLED
                 status["ALL"] = "Cancelled"
-                for agent in agents:
-                    if status.get(agent["name"]) in ("Queued", "Thinking..."):
-                        status[agent["name"]] = "Cancelled"
+                _mark_cancelled(status, agents, EXECUTE_LANE)
             elif ok:
                 s["status"] = "execution_complete"
                 s["progress"]["execution"] = 100
@@ -414,21 +446,11 @@ class CouncilWorkflow:
         question = state.get("question") or ""
         proposals = _successful_results(state)
         meter = CostMeter(state.get("tokens"))
-        reviews: list[dict[str, Any] | None] = [None] * len(reviewers)
-        finished = 0
-        lock = threading.Lock()
-        cancelled = threading.Event()
 
-        def one(index: int) -> None:
-            nonlocal finished
-            reviewer = reviewers[index]
+        def review(_index: int, reviewer: dict[str, Any]) -> tuple[dict[str, Any], str]:
             name = reviewer["name"]
-            if cancelled.is_set() or self._cancel_requested(sid):
-                cancelled.set()
-                return
             others = [p for p in proposals if p.get("agent_name") != name] or proposals
             shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
-            self.states.progress(sid, {"review_status": {name: "Reviewing..."}}, run_id=run_id)
             try:
                 completion = self._call(
                     sid,
@@ -441,47 +463,23 @@ class CouncilWorkflow:
                     json_mode=True,
                 )
             except ProviderError as e:
-                entry: dict[str, Any] = {"reviewer": name, "error": str(e)}
-                word = "Review Failed"
-            else:
-                entry = {
-                    "reviewer": name,
-                    "critique": completion.text,
-                    "tools_used": [],
-                    "model": completion.model,
-                    "provider": completion.provider,
-                }
-                try:
-                    parsed = parse_review(completion.text, [pid for pid, _ in shown])
-                except ParseError as e:
-                    entry.update(tldr="", error=f"could not parse the review: {e}")
-                    entry["parse_error"] = str(e)
-                    word = "Review Failed"
-                else:
-                    entry.update(tldr=parsed.get("overall_tldr", ""), parsed=parsed)
-                    word = "Critique Complete"
-            with lock:
-                reviews[index] = entry
-                finished += 1
-                pct = round(100 * finished / len(reviewers))
-                totals = meter.snapshot()
-            self.states.progress(
-                sid,
-                {
-                    "review_status": {name: word},
-                    "progress": {"review": pct},
-                    "tokens": totals,
-                },
-                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
-                run_id=run_id,
-            )
+                return {"reviewer": name, "error": str(e)}, "Review Failed"
+            entry: dict[str, Any] = {
+                "reviewer": name,
+                "critique": completion.text,
+                "tools_used": [],
+                "model": completion.model,
+                "provider": completion.provider,
+            }
+            try:
+                parsed = parse_review(completion.text, [pid for pid, _ in shown])
+            except ParseError as e:
+                entry.update(tldr="", error=f"could not parse the review: {e}", parse_error=str(e))
+                return entry, "Review Failed"
+            entry.update(tldr=parsed.get("overall_tldr", ""), parsed=parsed)
+            return entry, "Critique Complete"
 
-        with ThreadPoolExecutor(
-            max_workers=min(self.settings.council_max_parallel, len(reviewers))
-        ) as pool:
-            list(pool.map(one, range(len(reviewers))))
-
-        done = [r for r in reviews if r is not None]
+        done, cancelled = self._fan_out(sid, run_id, reviewers, REVIEW_LANE, meter, review)
         good = [r for r in done if "parsed" in r]
 
         def finish(s: dict[str, Any]) -> None:
@@ -492,12 +490,10 @@ class CouncilWorkflow:
             s["tokens"] = meter.snapshot()
             s["run"] = None
             status = s.setdefault("review_status", {})
-            if cancelled.is_set():
+            if cancelled:
                 s["status"] = "review_error"
                 s["review_error"] = CANCELLED
-                for reviewer in reviewers:
-                    if status.get(reviewer["name"]) in ("Queued", "Reviewing..."):
-                        status[reviewer["name"]] = "Cancelled"
+                _mark_cancelled(status, reviewers, REVIEW_LANE)
             elif good:
                 s["status"] = "review_complete"
                 s["progress"]["review"] = 100
