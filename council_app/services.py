@@ -77,4 +77,8 @@ def build_services(settings: Settings) -> Services:
 
 
 def services() -> Services:
-    return current_app.extensions["council"]
+    """The current app's services.  Per-process background threads start lazily here, on
+    first use in each process, so they exist in gunicorn workers with or without --preload."""
+    svc: Services = current_app.extensions["council"]
+    svc.workflow.ensure_sweeper()
+    return svc

@@ -174,6 +174,10 @@ class StateStore(abc.ABC):
         """The user's live sessions, newest first."""
 
     @abc.abstractmethod
+    def running_sessions(self) -> list[str]:
+        """Ids of live sessions whose status says a background run is going on."""
+
+    @abc.abstractmethod
     def load(self, session_id: str) -> StoredState | None:
         """The whole document with its hot keys merged in, and its revision."""
 

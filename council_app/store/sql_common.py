@@ -41,6 +41,13 @@ class SqlMetadata:
             rows = [SessionRow.from_db(r) for r in conn.execute(query)]
         return self._legacy.merge(rows, self._ids_in_db, user_id, limit, offset)
 
+    def running_sessions(self) -> list[str]:
+        query = select(sessions.c.id).where(
+            sessions.c.status.in_(("executing", "reviewing")), sessions.c.deleted_at.is_(None)
+        )
+        with self._tx() as conn:
+            return list(conn.execute(query).scalars())
+
     def _ids_in_db(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         with self._tx() as conn:

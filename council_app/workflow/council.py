@@ -93,6 +93,8 @@ class CouncilWorkflow:
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
         self.held: set[str] = set()  # sessions whose results wait for the database
+        self._sweeper_pid: int | None = None
+        self._sweeper_lock = threading.Lock()
 
     # -- create -------------------------------------------------------------------------
 
@@ -596,6 +598,34 @@ class CouncilWorkflow:
         self._update(sid, mark)
         found = self.states.hot(sid)
         return found[1] if found else hot
+
+    def ensure_sweeper(self) -> None:
+        """Start (once per process) the thread that marks runs whose worker died, so no
+        session stays "executing" even when nobody polls it."""
+        if self._sweeper_pid == os.getpid() or self._stopping.is_set():
+            return
+        with self._sweeper_lock:
+            if self._sweeper_pid == os.getpid():
+                return
+            self._sweeper_pid = os.getpid()
+            threading.Thread(target=self._sweep_loop, name="lease-sweeper", daemon=True).start()
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.wait(max(1.0, self.settings.run_lease_seconds / 2)):
+            try:
+                self.sweep_expired()
+            except Exception:  # the database may be down; try again next time
+                log.warning("Lease sweep failed", exc_info=True)
+
+    def sweep_expired(self) -> int:
+        """Mark every run whose lease ran out as interrupted; returns how many."""
+        marked = 0
+        for sid in self.states.store.running_sessions():
+            found = self.states.hot(sid)
+            if found and _lease_expired(found[1]):
+                self.expire_if_stale(sid, found[1])
+                marked += 1
+        return marked
 
     def _expire_if_stale(self, state: dict[str, Any]) -> None:
         if not _lease_expired(state):

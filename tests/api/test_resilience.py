@@ -156,3 +156,22 @@ def test_cancel_stops_at_next_agent_boundary(backend_settings) -> None:
         assert svc.workflow.join(sid, 30)
     finally:
         svc.shutdown(timeout=2)
+
+
+def test_sweeper_marks_dead_runs_nobody_polls(app, client, svc) -> None:
+    sid = start_session(client, execute=False)
+    store = build_store(svc.settings)
+    stored = store.load(sid)
+    doc = {
+        **stored.state,
+        "status": "reviewing",
+        "run": {"id": "dead", "kind": "review", "owner": "gone:1", "lease_until": 1.0},
+    }
+    store.write_state(sid, doc, expected_revision=stored.revision, new_revision=svc.clock_next())
+    assert store.running_sessions() == [sid]
+    assert svc.workflow.sweep_expired() == 1
+    assert store.running_sessions() == []
+    row = store.get_session(sid)
+    assert row is not None and row.status == "review_error"
+    assert store.load(sid).state["review_error"].startswith("interrupted")
+    store.close()
