@@ -235,8 +235,9 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
             server.wait_ready(next(iter(routes.values())))
             for path in routes.values():  # warm both workers' pools and caches
                 drive(server.port, path, 1.0)
-            for _ in range(rounds):
-                for name, path in routes.items():
+            order = list(routes.items())
+            for r in range(rounds):  # each round starts with a different route
+                for name, path in order[r % len(order) :] + order[: r % len(order)]:
                     results[name].append(drive(server.port, path, seconds))
         finally:
             server.stop()

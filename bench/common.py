@@ -218,6 +218,14 @@ def _fresh_state(session_id: str, size: int, maker: TextMaker) -> dict[str, Any]
         "execution_status": {a: "Thinking..." for a in AGENTS},
         "progress": {"execution": 0},
         "tokens": token_totals(0),
+        # A live run's lease, so that reads do not declare the run dead and rewrite the state.
+        "run": {
+            "id": f"run-{session_id}",
+            "kind": "execute",
+            "owner": "bench:0",
+            "lease_until": time.time() + 86_400,
+            "cancel": False,
+        },
     }
     fixed = len(json.dumps(state))
     state["question"] = maker.text(max(20, size - fixed))
