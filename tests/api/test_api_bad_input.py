@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from api_helpers import AGENTS, assert_error, built_app, create, put_council
 from flask.testing import FlaskClient
 
@@ -42,13 +41,14 @@ def _session_routes(sid: str) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("bad_id", BAD_IDS)
-def test_malformed_session_id_is_404_on_every_route(client: FlaskClient, bad_id: str) -> None:
-    for method, path in _session_routes(bad_id):
-        kwargs = {"json": {"agents": AGENTS}} if method == "PUT" else {}
-        r = client.open(path, method=method, **kwargs)
-        # Werkzeug may refuse %2F inside a path segment before routing: still a JSON 404.
-        assert_error(r, 404)
+def test_malformed_session_id_is_404_on_every_route(client: FlaskClient) -> None:
+    for bad_id in BAD_IDS:
+        for method, path in _session_routes(bad_id):
+            kwargs = {"json": {"agents": AGENTS}} if method == "PUT" else {}
+            r = client.open(path, method=method, **kwargs)
+            # Werkzeug may refuse %2F inside a path segment before routing: still a JSON 404.
+            assert r.status_code == 404, (method, path, r.status_code)
+            assert_error(r, 404)
 
 
 def test_unknown_well_formed_session_id_is_404(client: FlaskClient) -> None:
@@ -75,13 +75,14 @@ def test_create_without_question_is_400(client: FlaskClient) -> None:
     assert_error(r, 400)
 
 
-@pytest.mark.parametrize("question", ["", "   ", "\n\t "])
-def test_create_with_blank_question_is_400(client: FlaskClient, question: str) -> None:
-    r = client.post(
-        "/api/sessions", data={"question": question}, content_type="multipart/form-data"
-    )
-    body = assert_error(r, 400)
-    assert "question" in body["detail"]
+def test_create_with_blank_question_is_400(client: FlaskClient) -> None:
+    for question in ("", "   ", "\n\t "):
+        r = client.post(
+            "/api/sessions", data={"question": question}, content_type="multipart/form-data"
+        )
+        body = assert_error(r, 400)
+        assert "question" in body["detail"]
+    assert client.get("/api/sessions").json["sessions"] == []
 
 
 def test_create_with_json_body_is_415(client: FlaskClient) -> None:
@@ -126,69 +127,69 @@ def test_upload_over_max_upload_mb_is_413(backend_settings: Settings) -> None:
         assert r.json["context_files"][0]["size_bytes"] == 1024 * 1024
 
 
-@pytest.mark.parametrize(
-    "body",
-    ["not json", "{", "{'agents': []}", ""],
-)
-def test_put_council_non_json_is_400(client: FlaskClient, body: str) -> None:
+def test_put_council_non_json_is_400(client: FlaskClient) -> None:
     sid = create(client)
-    r = client.put(f"/api/sessions/{sid}/council", data=body, content_type="application/json")
-    assert_error(r, 400)
+    for body in ("not json", "{", "{'agents': []}", "", "null"):
+        r = client.put(f"/api/sessions/{sid}/council", data=body, content_type="application/json")
+        assert r.status_code == 400, (body, r.json)
+        assert_error(r, 400)
+    assert client.get(f"/api/sessions/{sid}/summary").json["council_config"] is None
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {"agents": "Economist"},
-        {"agents": {"name": "x", "persona": "y"}},
-        {"agents": None},
-        {},
-        [AGENTS[0]],
-        "agents",
-        42,
-        {"agents": AGENTS, "council_name": 7},
-        {"agents": AGENTS, "strategy_summary": ["x"]},
-    ],
-)
-def test_put_council_wrong_types_is_400(client: FlaskClient, payload: object) -> None:
+WRONG_TYPES: list[object] = [
+    {"agents": "Economist"},
+    {"agents": {"name": "x", "persona": "y"}},
+    {"agents": None},
+    {},
+    [AGENTS[0]],
+    "agents",
+    42,
+    {"agents": AGENTS, "council_name": 7},
+    {"agents": AGENTS, "strategy_summary": ["x"]},
+]
+
+
+def test_put_council_wrong_types_is_400(client: FlaskClient) -> None:
     sid = create(client)
-    r = client.put(f"/api/sessions/{sid}/council", json=payload)
-    assert_error(r, 400)
+    for payload in WRONG_TYPES:
+        r = client.put(f"/api/sessions/{sid}/council", json=payload)
+        assert r.status_code == 400, (payload, r.json)
+        assert_error(r, 400)
+    assert client.get(f"/api/sessions/{sid}/summary").json["council_config"] is None
 
 
 def _agent(name: str, **extra: object) -> dict[str, object]:
     return {"name": name, "persona": f"You are {name}.", **extra}
 
 
-@pytest.mark.parametrize(
-    ("agents", "field"),
-    [
-        ([], "agents"),
-        ([_agent(f"Agent {i}") for i in range(13)], "agents"),
-        ([_agent("Twin"), _agent("Twin")], "agents[1].name"),
-        ([_agent("Twin"), _agent(" twin ")], "agents[1].name"),
-        ([_agent("")], "agents[0].name"),
-        ([_agent("   ")], "agents[0].name"),
-        ([{"persona": "You are nobody."}], "agents[0].name"),
-        ([{"name": "A", "persona": "x" * 4001}], "agents[0].persona"),
-        ([{"name": "A", "persona": ""}], "agents[0].persona"),
-        ([_agent("A", reasoning_effort="extreme")], "agents[0].reasoning_effort"),
-        ([_agent("A", enable_web_search="yes")], "agents[0].enable_web_search"),
-        ([_agent("A"), "not an agent"], "agents[1]"),
-    ],
-)
-def test_put_council_validation_is_422_with_field_errors(
-    client: FlaskClient, agents: list, field: str
-) -> None:
+INVALID_COUNCILS: list[tuple[list, str]] = [
+    ([], "agents"),
+    ([_agent(f"Agent {i}") for i in range(13)], "agents"),
+    ([_agent("Twin"), _agent("Twin")], "agents[1].name"),
+    ([_agent("Twin"), _agent(" twin ")], "agents[1].name"),
+    ([_agent("")], "agents[0].name"),
+    ([_agent("   ")], "agents[0].name"),
+    ([{"persona": "You are nobody."}], "agents[0].name"),
+    ([{"name": "A", "persona": "x" * 4001}], "agents[0].persona"),
+    ([{"name": "A", "persona": ""}], "agents[0].persona"),
+    ([_agent("A", reasoning_effort="extreme")], "agents[0].reasoning_effort"),
+    ([_agent("A", enable_web_search="yes")], "agents[0].enable_web_search"),
+    ([_agent("A"), "not an agent"], "agents[1]"),
+]
+
+
+def test_put_council_validation_is_422_with_field_errors(client: FlaskClient) -> None:
     sid = create(client)
-    r = client.put(f"/api/sessions/{sid}/council", json={"agents": agents})
-    body = assert_error(r, 422, "validation_error")
-    assert isinstance(body.get("errors"), list) and body["errors"]
-    assert field in [e["field"] for e in body["errors"]], body["errors"]
-    assert all(isinstance(e["message"], str) and e["message"] for e in body["errors"])
+    for agents, field in INVALID_COUNCILS:
+        r = client.put(f"/api/sessions/{sid}/council", json={"agents": agents})
+        assert r.status_code == 422, (field, r.json)
+        body = assert_error(r, 422, "validation_error")
+        assert isinstance(body.get("errors"), list) and body["errors"]
+        assert field in [e["field"] for e in body["errors"]], (field, body["errors"])
+        assert all(isinstance(e["message"], str) and e["message"] for e in body["errors"])
     # Nothing was stored.
     summary = client.get(f"/api/sessions/{sid}/summary").json
-    assert summary["council_config"] is None
+    assert summary["council_config"] is None and summary["status"] == "idle"
 
 
 def test_put_council_reports_every_field_at_once(client: FlaskClient) -> None:
@@ -214,37 +215,39 @@ def test_put_council_limits_are_inclusive(client: FlaskClient) -> None:
     assert len(council["agents"][0]["persona"]) == 4000
 
 
-@pytest.mark.parametrize("value", ["maybe", "2", "tru", "yess", "null"])
-def test_bad_force_flag_is_400(client: FlaskClient, value: str) -> None:
+def test_bad_force_flag_is_400(client: FlaskClient) -> None:
     sid = create(client)
-    for step in ("build_council", "execute", "peer_review", "synthesize"):
-        body = assert_error(client.post(f"/api/sessions/{sid}/{step}?force={value}"), 400)
-        assert "force" in body["detail"]
-    body = assert_error(client.delete(f"/api/sessions/{sid}?hard={value}"), 400)
-    assert "hard" in body["detail"]
+    for value in ("maybe", "2", "tru", "yess", "null"):
+        for step in ("build_council", "execute", "peer_review", "synthesize"):
+            body = assert_error(client.post(f"/api/sessions/{sid}/{step}?force={value}"), 400)
+            assert "force" in body["detail"]
+        body = assert_error(client.delete(f"/api/sessions/{sid}?hard={value}"), 400)
+        assert "hard" in body["detail"]
     # The session was not touched by any of these.
     assert client.get(f"/api/sessions/{sid}/status").json["status"] == "idle"
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "limit=abc",
-        "limit=0",
-        "limit=-1",
-        "limit=501",
-        "limit=1.5",
-        "limit=1_0",
-        "limit=+5",
-        "limit=%20%205",
-        "limit=%EF%BC%95",  # fullwidth 5
-        "offset=x",
-        "offset=-5",
-    ],
-)
-def test_bad_list_paging_is_400(client: FlaskClient, query: str) -> None:
-    body = assert_error(client.get(f"/api/sessions?{query}"), 400)
-    assert query.split("=")[0] in body["detail"]
+BAD_PAGING = [
+    "limit=abc",
+    "limit=0",
+    "limit=-1",
+    "limit=501",
+    "limit=1.5",
+    "limit=1_0",
+    "limit=+5",
+    "limit=%20%205",
+    "limit=%EF%BC%95",  # fullwidth 5
+    "offset=x",
+    "offset=-5",
+]
+
+
+def test_bad_list_paging_is_400(client: FlaskClient) -> None:
+    for query in BAD_PAGING:
+        r = client.get(f"/api/sessions?{query}")
+        assert r.status_code == 400, query
+        body = assert_error(r, 400)
+        assert query.split("=")[0] in body["detail"]
 
 
 def test_bad_logs_limit_is_400(client: FlaskClient) -> None:
@@ -252,12 +255,10 @@ def test_bad_logs_limit_is_400(client: FlaskClient) -> None:
     assert_error(client.get(f"/api/sessions/{sid}/logs?limit=abc"), 400)
 
 
-@pytest.mark.parametrize(
-    "path", ["/api/nope", "/api/sessions/x/y/z", "/api/sessions/session_1/unknown_step"]
-)
-def test_unknown_route_is_json_404(client: FlaskClient, path: str) -> None:
-    assert_error(client.get(path), 404)
-    assert_error(client.post(path), 404)
+def test_unknown_route_is_json_404(client: FlaskClient) -> None:
+    for path in ("/api/nope", "/api/sessions/x/y/z", "/api/sessions/session_1/unknown_step"):
+        assert_error(client.get(path), 404)
+        assert_error(client.post(path), 404)
 
 
 def test_unknown_step_of_real_session_is_json_404(client: FlaskClient) -> None:
@@ -265,22 +266,20 @@ def test_unknown_step_of_real_session_is_json_404(client: FlaskClient) -> None:
     assert_error(client.post(f"/api/sessions/{sid}/conquer"), 404)
 
 
-@pytest.mark.parametrize(
-    ("method", "suffix"),
-    [
+def test_wrong_method_is_json_405(client: FlaskClient) -> None:
+    sid = create(client)
+    for method, suffix in [
         ("GET", "/execute"),
         ("GET", "/build_council"),
         ("DELETE", "/status"),
         ("POST", "/summary"),
         ("POST", "/council"),
         ("PATCH", ""),
-    ],
-)
-def test_wrong_method_is_json_405(client: FlaskClient, method: str, suffix: str) -> None:
-    sid = create(client)
-    r = client.open(f"/api/sessions/{sid}{suffix}", method=method)
-    assert_error(r, 405)
-    assert r.headers.get("Allow")
+    ]:
+        r = client.open(f"/api/sessions/{sid}{suffix}", method=method)
+        assert r.status_code == 405, (method, suffix)
+        assert_error(r, 405)
+        assert r.headers.get("Allow")
 
 
 def test_wrong_method_on_collection_is_json_405(client: FlaskClient) -> None:
@@ -298,3 +297,16 @@ def test_oversized_question_is_400(client: FlaskClient) -> None:
         "/api/sessions", data={"question": "q" * 20_001}, content_type="multipart/form-data"
     )
     assert_error(r, 400)
+
+
+def test_request_over_max_content_length_is_json_413(backend_settings: Settings) -> None:
+    with built_app(backend_settings, max_content_length_mb=1, max_upload_mb=5) as app:
+        client = app.test_client()
+        big = io.BytesIO(b"a" * (2 * 1024 * 1024))
+        r = client.post(
+            "/api/sessions",
+            data={"question": "Q?", "files": [(big, "big.txt")]},
+            content_type="multipart/form-data",
+        )
+        assert_error(r, 413)
+        assert client.get("/api/sessions").json["sessions"] == []

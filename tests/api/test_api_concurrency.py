@@ -18,8 +18,12 @@ THREADS = 8
 @pytest.fixture
 def slow_app(backend_settings: Settings) -> Iterator[Flask]:
     # Slow enough that every racing request lands while the winner's run is executing.
-    with built_app(backend_settings, offline_latency_ms=600) as application:
+    with built_app(backend_settings, offline_latency_ms=0) as application:
         yield application
+
+
+def slow_runs(app: Flask) -> None:
+    services_of(app).provider.latency_ms = 600
 
 
 def race(app: Flask, path: str) -> list[tuple[int, dict[str, Any]]]:
@@ -67,6 +71,7 @@ def test_parallel_execute_starts_one_run(slow_app: Flask) -> None:
     client, svc = slow_app.test_client(), services_of(slow_app)
     sid = create(client)
     put_council(client, sid)
+    slow_runs(slow_app)
     answers = race(slow_app, f"/api/sessions/{sid}/execute")
     check_one_winner(answers, "executing")
     assert svc.workflow.join(sid, 30)
@@ -90,6 +95,7 @@ def test_parallel_peer_review_starts_one_run(slow_app: Flask) -> None:
     assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
     assert svc.workflow.join(sid, 30)
 
+    slow_runs(slow_app)
     answers = race(slow_app, f"/api/sessions/{sid}/peer_review")
     check_one_winner(answers, "reviewing")
     assert svc.workflow.join(sid, 30)
@@ -106,6 +112,7 @@ def test_other_steps_are_refused_while_running(slow_app: Flask) -> None:
     client, svc = slow_app.test_client(), services_of(slow_app)
     sid = create(client)
     put_council(client, sid)
+    slow_runs(slow_app)
     assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
     for method, path, kwargs in [
         ("POST", "execute?force=true", {}),

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from api_helpers import (
     AGENTS,
     assert_error,
-    built_app,
     create,
     execute_and_wait,
     put_council,
     review_and_wait,
-    services_of,
 )
-from flask import Flask
 from flask.testing import FlaskClient
 
 from council_app.services import Services
-from council_app.settings import DEV_USER, Settings
+from council_app.settings import DEV_USER
 
 
 def is_number(value: Any) -> bool:
@@ -260,24 +256,25 @@ def test_reviews_are_anonymised_and_skip_own_proposal(client: FlaskClient, svc: 
 # -- forced re-runs ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def slow_app(backend_settings: Settings) -> Iterator[Flask]:
-    """Offline provider with latency, so the state can be looked at while a run is going."""
-    with built_app(backend_settings, offline_latency_ms=300) as application:
-        yield application
+def slow_runs(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the offline provider takes a while, so a run can be looked at mid-way."""
+    assert svc.provider.name == "offline"
+    monkeypatch.setattr(svc.provider, "latency_ms", 400)
 
 
 def _summary(client: FlaskClient, sid: str) -> dict[str, Any]:
     return client.get(f"/api/sessions/{sid}/summary").json
 
 
-def test_forced_execute_clears_results_progress_and_downstream(slow_app: Flask) -> None:
-    client, svc = slow_app.test_client(), services_of(slow_app)
+def test_forced_execute_clears_results_progress_and_downstream(
+    client: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sid = create(client)
     put_council(client, sid)
     full_flow(client, svc, sid)
     assert _summary(client, sid)["chairman_verdict"]
 
+    slow_runs(svc, monkeypatch)
     r = client.post(f"/api/sessions/{sid}/execute?force=true")
     assert r.status_code == 202 and r.json == {"status": "accepted"}
     status = client.get(f"/api/sessions/{sid}/status").json
@@ -308,13 +305,15 @@ def test_forced_execute_clears_results_progress_and_downstream(slow_app: Flask) 
     assert_error(client.post(f"/api/sessions/{sid}/synthesize"), 400)
 
 
-def test_forced_review_clears_reviews_progress_and_verdict(slow_app: Flask) -> None:
-    client, svc = slow_app.test_client(), services_of(slow_app)
+def test_forced_review_clears_reviews_progress_and_verdict(
+    client: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sid = create(client)
     put_council(client, sid)
     full_flow(client, svc, sid)
     results_before = client.get(f"/api/sessions/{sid}/results").json
 
+    slow_runs(svc, monkeypatch)
     r = client.post(f"/api/sessions/{sid}/peer_review?force=true")
     assert r.status_code == 202 and r.json == {"status": "accepted"}
     status = client.get(f"/api/sessions/{sid}/status").json
