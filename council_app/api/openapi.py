@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.routing import Rule
 
+from council_app.workflow.steps import EFFORTS
+from council_app.workflow.validation import MAX_AGENTS, MAX_NAME_CHARS, MAX_PERSONA_CHARS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
@@ -106,11 +109,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["name", "persona"],
         "properties": {
-            "name": {**_STR, "minLength": 1},
-            "persona": {**_STR, "minLength": 1},
-            "reasoning_effort": _STR,
+            "name": {**_STR, "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"},
+            "persona": {**_STR, "minLength": 1, "maxLength": MAX_PERSONA_CHARS, "pattern": r"\S"},
+            "reasoning_effort": {**_STR, "enum": [*EFFORTS, None], "nullable": True},
             "enable_web_search": {"type": "boolean"},
-            "model": _NULLABLE_STR,
+            "model": {**_STR, "minLength": 1, "pattern": r"\S", "nullable": True},
         },
     },
     "Council": {
@@ -119,7 +122,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "council_name": _STR,
             "strategy_summary": _STR,
-            "agents": {"type": "array", "items": {"$ref": "#/components/schemas/Agent"}},
+            "agents": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_AGENTS,
+                "items": {"$ref": "#/components/schemas/Agent"},
+            },
         },
     },
     "RunStarted": {
