@@ -49,7 +49,8 @@ transaction, one statement each; an interrupted run leaves whole batches, and ru
 again completes it.
 
 exit status: 0 all done, 1 some session failed (or --verify found differences),
-2 refused or aborted (DATABASE_URL unset or not PostgreSQL, database unreachable)."""
+2 refused or aborted (DATABASE_URL unset or not PostgreSQL, database unreachable),
+130 interrupted (Ctrl-C)."""
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -95,7 +96,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--export",
         action="store_true",
         help="the rollback path: write every database state (hot keys overlaid) back to "
-        "sessions/<id>/state.json with atomic writes; a file newer than its row is kept",
+        "sessions/<id>/state.json with atomic writes; a file newer than its row is kept; the "
+        'file of a session hard-deleted on PostgreSQL gets "deleted": true',
     )
     parser.add_argument(
         "--force",
@@ -202,6 +204,7 @@ def main(
     progress = Progress(None if args.quiet else err, total, mode)
     store = PostgresStore(Settings(database_url=url, sessions_dir=opts.sessions_dir))
     aborted = None
+    status_if_aborted = 2
     try:
         if mode == "migrate":
             runner.run_migrate(store, opts, legacy, summary, progress, out)
@@ -212,6 +215,12 @@ def main(
     except runner.MigrationAborted as e:
         aborted = str(e)
         summary.notes.append(f"aborted: {aborted}")
+        summary.aborted = aborted
+    except KeyboardInterrupt:
+        aborted = "interrupted; whole batches are kept, run again to complete"
+        summary.notes.append(aborted)
+        summary.aborted = aborted
+        status_if_aborted = 130
     finally:
         progress.close()
         summary.finish()
@@ -225,5 +234,5 @@ def main(
     out.flush()
     if aborted:
         err.write(f"{PROG}: aborted: {aborted}\n")
-        return 2
+        return status_if_aborted
     return 0 if summary.ok else 1

@@ -2,8 +2,9 @@
 
 Its schema was never documented, so the ``sessions`` table is reflected and only the
 columns it actually has are read (``id``, ``user_id``, ``question``, ``status``,
-``current_step``, ``created_at``, ``updated_at``, ``state``).  Values of the wrong type are
-treated as absent rather than failing the session: the state document is what matters.
+``current_step``, ``created_at``, ``updated_at``, ``deleted_at``, ``state``).  Values of the
+wrong type are treated as absent rather than failing the session: the state document is
+what matters.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from council_app.settings import DEFAULT_SQLITE_URL
 from council_app.store.legacy_files import parse_timestamp
 
-_META_COLUMNS = ("user_id", "question", "status", "current_step", "created_at", "updated_at")
+_META_COLUMNS = (
+    "user_id",
+    "question",
+    "status",
+    "current_step",
+    "created_at",
+    "updated_at",
+    "deleted_at",  # the embedded backend keeps a hard-deleted session's row as a tombstone
+)
 _KEY_COLUMNS = ("id", "session_id")
 
 
@@ -40,6 +49,7 @@ class LegacyRow:
     current_step: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    deleted_at: datetime | None = None
     has_state: bool = False
 
 
@@ -118,6 +128,7 @@ class LegacyDb:
             current_step=_str(data.get("current_step"), 32),
             created_at=_time(data.get("created_at")),
             updated_at=_time(data.get("updated_at")),
+            deleted_at=_time(data.get("deleted_at")),
             has_state=bool(values[-1]),
         )
 

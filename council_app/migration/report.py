@@ -58,6 +58,7 @@ class Summary:
     listed: dict[str, list[str]] = field(default_factory=dict)
     bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    aborted: str | None = None
     started: float = field(default_factory=time.monotonic)
     elapsed_s: float = 0.0
 
@@ -79,7 +80,10 @@ class Summary:
     @property
     def ok(self) -> bool:
         return not (
-            self.counts["failed"] or self.counts.get("mismatch") or self.counts.get("missing")
+            self.aborted
+            or self.counts["failed"]
+            or self.counts.get("mismatch")
+            or self.counts.get("missing")
         )
 
     def finish(self) -> None:
@@ -95,6 +99,7 @@ class Summary:
             "failures": self.failures,
             **{k: v for k, v in self.listed.items()},
             "notes": self.notes,
+            "aborted": self.aborted,
             "bytes": self.bytes,
             "elapsed_s": round(self.elapsed_s, 3),
             "ok": self.ok,

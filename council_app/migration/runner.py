@@ -314,11 +314,45 @@ def run_export(
                 continue
             summary.record(row.session_id, outcome, str(path))
             _say(out, opts.verbose, outcome, row.session_id, "export")
+        for sid, deleted_at in target.iter_tombstones(conn):
+            _export_tombstone(sid, deleted_at, opts, summary, out)
         conn.rollback()
     except DBAPIError as e:
         raise MigrationAborted(_reason(e)) from e
     finally:
         conn.close()
+
+
+def _export_tombstone(
+    sid: str, deleted_at: datetime, opts: Options, summary: Summary, out: TextIO | None
+) -> None:
+    """A session hard-deleted on PostgreSQL must not come back from its old file: the file
+    backend reads ``"deleted": true`` as a tombstone.  Sessions without a file are left alone."""
+    try:
+        path = state_path(opts.sessions_dir, sid)
+        raw = path.read_bytes()
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except (ValueError, OSError):
+        return
+    try:
+        current = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        current = None
+    if not isinstance(current, dict) or current.get("deleted") is True:
+        return  # nothing the file backend would show
+    file_time = parse_timestamp(current.get("updated_at")) or mtime
+    if file_time > deleted_at and not opts.force:
+        outcome = target.SKIPPED
+    else:
+        outcome = target.UPDATED
+        if not opts.dry_run:
+            try:
+                write_json_atomic(path, {**current, "deleted": True})
+            except OSError as e:
+                summary.fail(sid, str(path), f"cannot write: {e.strerror or e}")
+                return
+    summary.record(sid, outcome, str(path))
+    _say(out, opts.verbose, outcome, sid, "export")
 
 
 def _export_one(path: Path, row: target.DbState, opts: Options) -> str:

@@ -194,6 +194,8 @@ def merge_metadata(
         row.created_at = legacy.created_at
     if parse_timestamp(state.get("updated_at")) is None:
         row.updated_at = legacy.updated_at or row.created_at
+    if row.deleted_at is None and legacy.deleted_at:
+        row.deleted_at = legacy.deleted_at  # a deleted session must not come back
     return row
 
 

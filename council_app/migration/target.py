@@ -240,3 +240,15 @@ def iter_db_states(conn: Connection, chunk: int = 200) -> Iterator[DbState]:
         progress = orjson.loads(progress_text) if progress_text else None
         yield DbState(sid, overlay_hot(state, progress if isinstance(progress, dict) else None),
                       updated_at)  # fmt: skip
+
+
+def iter_tombstones(conn: Connection) -> Iterator[tuple[str, datetime]]:
+    """Sessions deleted on PostgreSQL whose state is gone (hard delete): id, deleted_at."""
+    result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+        text(
+            "SELECT m.id, m.deleted_at FROM sessions AS m WHERE m.deleted_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM session_state AS t WHERE t.session_id = m.id) "
+            "ORDER BY m.id"
+        )
+    )
+    yield from ((sid, deleted_at) for sid, deleted_at in result)

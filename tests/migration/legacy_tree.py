@@ -171,6 +171,7 @@ class MixedTree:
     old_style: str = ""  # no status, no user_id (its owner is in the SQLite row), unicode
     only_question: str = ""  # {"question": ...} and nothing else: owner is the default user
     huge: str = ""  # 5 MB
+    legacy_deleted: str = ""  # only a SQLite row, with deleted_at (epoch seconds) set
 
     @property
     def migratable(self) -> list[str]:
@@ -260,6 +261,10 @@ def write_mixed_tree(root: Path, good: int = 6) -> MixedTree:
     sid = next_id()
     rows.append((sid, "dave", "bad legacy", None, None, None, None, "{not json"))
     tree.failing[sid] = "invalid JSON"
+    sid = next_id()  # hard-deleted by the embedded backend: its row stays as a tombstone
+    rows.append((sid, "erin", "gone", "idle", "input", 1765443600, None, None, 1765447200.5))
+    tree.legacy_metadata_only.append(sid)
+    tree.legacy_deleted = sid
     write_legacy_sqlite(tree.sqlite_path, rows)
     return tree
 
@@ -271,12 +276,12 @@ def write_legacy_sqlite(path: Path, rows: Iterable[tuple[Any, ...]]) -> None:
         conn.execute(
             "CREATE TABLE sessions (id TEXT PRIMARY KEY, user_id TEXT, question TEXT, "
             "status TEXT, current_step TEXT, created_at DATETIME, updated_at DATETIME, "
-            "state TEXT, extra_column TEXT)"
+            "state TEXT, deleted_at DATETIME, extra_column TEXT)"
         )
         conn.executemany(
             "INSERT INTO sessions (id, user_id, question, status, current_step, created_at, "
-            "updated_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            list(rows),
+            "updated_at, state, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, None)[:9] for row in rows],
         )
         conn.commit()
     finally:

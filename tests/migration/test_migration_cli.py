@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from council_app.migration import cli as cli_module
 from council_app.migration import runner, source, target
+from council_app.migration.report import Progress
 from council_app.settings import Settings
 from council_app.store.postgres import PostgresStore
 
@@ -71,6 +72,35 @@ def test_asyncpg_url_is_accepted_and_quiet_prints_only_the_summary(
     for label in ("scanned", "migrated", "updated", "unchanged", "skipped (database newer)"):
         assert f"  {label} " in result.out
     assert "rewritten to postgresql+psycopg2" in result.out
+
+
+def test_unreachable_database_aborts_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    write_tree(tmp_path / "sessions", 1, 1_000)
+    url = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    result = cli("--sessions-dir", str(tmp_path / "sessions"), url=url)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "aborted" in result.err
+    assert result.summary["ok"] is False and "cannot" in result.summary["aborted"]
+    assert result.counts["migrated"] == 0
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, plain = Tty(), io.StringIO()
+    for out in (tty, plain):
+        progress = Progress(out, 10, "migrate")
+        progress.advance(4, 4_000_000)
+        progress.advance(6, 6_000_000)
+        progress.close()
+    assert tty.getvalue().startswith("\rmigrate [") and "10/10 sessions" in tty.getvalue()
+    assert tty.getvalue().endswith("\n")
+    lines = plain.getvalue().splitlines()
+    assert lines[0].startswith("migrate: 4/10 sessions  4.0 MB")
+    assert lines[-1].startswith("migrate: 10/10 sessions  10.0 MB")
+    assert "\r" not in plain.getvalue()
 
 
 def test_explicit_sqlite_url_must_exist(cli: Cli, tmp_path: Path) -> None:

@@ -74,10 +74,14 @@ def test_first_run_migrates_everything_and_reports_each_failure(
             meta = store.get_session(sid)
             assert meta is not None and meta.user_id == "carol@example.com"
             assert store.load(sid).state["session_id"] == sid
-        (meta_only,) = mixed.legacy_metadata_only
-        meta = store.get_session(meta_only)
+        meta = store.get_session(mixed.legacy_metadata_only[0])
         assert meta is not None and meta.question == "metadata only"
         assert meta.created_at == datetime(2025, 12, 11, 9, tzinfo=UTC)
+        assert meta.deleted_at is None
+        assert store.load(mixed.legacy_metadata_only[0]) is None  # no state anywhere
+        gone = store.get_session(mixed.legacy_deleted)
+        assert gone is not None and gone.user_id == "erin"
+        assert gone.deleted_at == datetime(2025, 12, 11, 10, 0, 0, 500000, tzinfo=UTC)
     finally:
         store.close()
     progress = rows(pg_url, "SELECT session_id, progress FROM session_state")
@@ -235,10 +239,15 @@ def test_export_round_trips_and_is_newer_wins(cli: Cli, tmp_path: Path, pg_url: 
         )
         write_state_file(sdir, b, dict(orjson.loads(originals[b]), updated_at=newer))
 
+        # ...and a session deleted for good there stays deleted on the files.
+        c = ids[2]
+        store.mark_deleted(c, hard=True)
+
         result = cli("--export", "--sessions-dir", str(sdir))
-        assert result.counts["updated"] == 1, result.summary
-        assert result.counts["skipped"] == 1 and result.counts["unchanged"] == len(ids) - 2
+        assert result.counts["updated"] == 2, result.summary
+        assert result.counts["skipped"] == 1 and result.counts["unchanged"] == len(ids) - 3
         assert file_doc(sdir, a)["chairman_verdict"] == "decided on PostgreSQL"
+        assert file_doc(sdir, c)["deleted"] is True
         assert file_doc(sdir, b)["updated_at"] == newer  # the newer file was kept
         forced = cli("--export", "--force", "--sessions-dir", str(sdir))
         assert forced.counts["updated"] == 1
@@ -250,7 +259,9 @@ def test_export_round_trips_and_is_newer_wins(cli: Cli, tmp_path: Path, pg_url: 
         )
         files.create_schema()
         for sid in ids:
-            assert canonical(files.load(sid).state) == canonical(store.load(sid).state)
+            if sid != c:
+                assert canonical(files.load(sid).state) == canonical(store.load(sid).state)
+        assert files.get_session(c).deleted_at is not None
         files.close()
     finally:
         store.close()
