@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import orjson
@@ -48,6 +49,8 @@ FLUSH_INTERVAL_S = 0.35
 SESSIONS = 100
 RATE_PER_SESSION = 100  # updates/s
 PROPOSED_FILLFACTOR = 50
+# Item 2's variants: (GIN index, fillfactor of session_state); None = PostgreSQL's 100.
+VARIANTS = ((True, None), (False, None), (True, PROPOSED_FILLFACTOR))
 
 NAIVE_SQL = sa.text(
     """
@@ -249,153 +252,177 @@ def wal_diff(conn: sa.Connection, a: str, b: str) -> int:
     return int(conn.execute(query, {"a": a, "b": b}).scalar_one())
 
 
-def flush_rounds(
-    store: PostgresStore, ids: list[str], rounds: int, probe: sa.Connection
-) -> tuple[float, float]:
-    """Median seconds and WAL bytes of one flush of every session (progress changes only)."""
-    clock = RevisionClock()
-    clock.observe(time.time_ns() // 1000)
-    flusher = ProgressFlusher(store, 3600, clock)  # the thread sleeps; we flush by hand
-    times, wal = [], []
-    try:
-        for r in range(rounds + 1):
-            for i, sid in enumerate(ids):
-                patch, meta = progress_patch(r * 7 + i, i)
-                flusher.update_progress(sid, patch, meta)
-            before = wal_lsn(probe)
-            started = time.perf_counter()
-            if not flusher.flush():
-                raise RuntimeError(f"flush failed: {flusher.stats.last_error}")
-            elapsed = time.perf_counter() - started
-            after = wal_lsn(probe)
-            if r:  # round 0 warms the plan cache and the pages
-                times.append(elapsed)
-                wal.append(wal_diff(probe, before, after))
-    finally:
-        flusher.stop(timeout=10)
-    return median(times), median(wal)
+class Variant:
+    """One (document size, GIN, fillfactor) combination in a schema of its own.
 
+    All variants of item 2 exist at once and their rounds interleave, so drift on a shared
+    machine (other jobs, autovacuum, checkpoints) hits each of them alike.
+    """
 
-def naive_rounds(
-    store: PostgresStore,
-    ids: list[str],
-    docs: dict[str, dict[str, Any]],
-    rounds: int,
-    probe: sa.Connection,
-) -> tuple[float, float]:
-    """The design this replaces: fold progress into the document and write it all back."""
-    clock = RevisionClock()
-    clock.observe(time.time_ns() // 1000)
-    times, wal = [], []
-    for r in range(rounds):
-        before = wal_lsn(probe)
+    def __init__(self, url: str, size: int, gin: bool, fillfactor: int | None) -> None:
+        self.size, self.gin, self.fillfactor = size, gin, fillfactor
+        self.store = PostgresStore(bench_settings(url, state_gin_index=gin))
+        self.probe_engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.probe = self.probe_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.clock = RevisionClock()
+        self.clock.observe(time.time_ns() // 1000)
+        self.flusher = ProgressFlusher(self.store, 3600, self.clock)  # flushed by hand
+        self.ids: list[str] = []
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.mean = 0
+        self.times: list[float] = []
+        self.wal: list[float] = []
+        self.naive_times: list[float] = []
+        self.naive_wal: list[float] = []
+
+    @property
+    def label(self) -> str:
+        name = "GIN on" if self.gin else "GIN off"
+        return name + (f", fillfactor {self.fillfactor}" if self.fillfactor else "")
+
+    def populate(self, docs: list[tuple[str, bytes]]) -> None:
+        """Create the schema, then insert the same documents every variant of this size gets."""
+        if self.fillfactor:  # before create_schema adds the index and before any row
+            self.store.create_schema()
+            self.probe.execute(
+                sa.text(f"ALTER TABLE session_state SET (fillfactor = {self.fillfactor})")
+            )
+        self.store.create_schema()
+        now = utcnow()
+        for sid, raw in docs:
+            state = orjson.loads(raw)
+            row = SessionRow(
+                sid, state["user_id"], "q", state["status"], "execute", 0.0, 0, now, now
+            )
+            self.store.create_session(row, state, self.clock.next())
+            self.ids.append(sid)
+            self.docs[sid] = state
+        self.mean = sum(len(raw) for _, raw in docs) // max(1, len(docs))
+        self.probe.execute(sa.text("VACUUM ANALYZE session_state"))
+        self.index_bytes = int(
+            self.probe.execute(
+                sa.text("SELECT COALESCE(pg_relation_size(to_regclass(:n)), 0)"),
+                {"n": GIN_INDEX_NAME},
+            ).scalar_one()
+        )
+
+    def flush_round(self, r: int) -> None:
+        """Progress for every session, then one timed flush and its WAL."""
+        for i, sid in enumerate(self.ids):
+            patch, meta = progress_patch(r * 7 + i, i)
+            self.flusher.update_progress(sid, patch, meta)
+        before = wal_lsn(self.probe)
+        started = time.perf_counter()
+        if not self.flusher.flush():
+            raise RuntimeError(f"flush failed: {self.flusher.stats.last_error}")
+        elapsed = time.perf_counter() - started
+        after = wal_lsn(self.probe)
+        if r:  # round 0 warms the plan cache and the pages
+            self.times.append(elapsed)
+            self.wal.append(wal_diff(self.probe, before, after))
+
+    def naive_round(self, r: int) -> None:
+        """The design this replaces: fold progress into the document and write it all back."""
+        before = wal_lsn(self.probe)
         started = time.perf_counter()
         batch = []
-        for i, sid in enumerate(ids):
+        for i, sid in enumerate(self.ids):
             patch, _ = progress_patch(r * 7 + i, i)
-            deep_merge(docs[sid], patch)
-            batch.append({"session_id": sid, "state": docs[sid], "revision": clock.next()})
-        with store.engine.begin() as conn:
+            deep_merge(self.docs[sid], patch)
+            batch.append(
+                {"session_id": sid, "state": self.docs[sid], "revision": self.clock.next()}
+            )
+        with self.store.engine.begin() as conn:
             conn.execute(NAIVE_SQL, {"batch": orjson.dumps(batch).decode()})
-        times.append(time.perf_counter() - started)
-        wal.append(wal_diff(probe, before, wal_lsn(probe)))
-    return median(times), median(wal)
+        self.naive_times.append(time.perf_counter() - started)
+        self.naive_wal.append(wal_diff(self.probe, before, wal_lsn(self.probe)))
+
+    def write_states(self, count: int) -> float:
+        """Median seconds of one full-document write (the cold path: step transitions)."""
+        times = []
+        for sid in self.ids[:count]:
+            stored = self.store.load(sid)
+            assert stored is not None
+            self.clock.observe(stored.revision)
+            doc = self.docs[sid]
+            doc["updated_at"] = utcnow().isoformat()
+            started = time.perf_counter()
+            self.store.write_state(
+                sid, doc, expected_revision=stored.revision, new_revision=self.clock.next()
+            )
+            times.append(time.perf_counter() - started)
+        return median(times)
+
+    def hot_counts(self) -> tuple[int, int]:
+        """Updates and HOT updates of session_state so far; the pool's backends exit first,
+        because a backend reports its statistics when idle or on exit."""
+        self.store.engine.dispose()
+        time.sleep(0.3)
+        row = self.probe.execute(
+            sa.text(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE relname = 'session_state' AND schemaname = current_schema()"
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def close(self) -> None:
+        self.flusher.stop(timeout=10)
+        self.probe.close()
+        self.probe_engine.dispose()
+        self.store.close()
 
 
-def write_state_rounds(
-    store: PostgresStore, ids: list[str], docs: dict[str, dict[str, Any]], count: int
-) -> float:
-    """Median seconds of one full-document write (the cold path: step transitions)."""
-    clock = RevisionClock()
-    clock.observe(time.time_ns() // 1000)
-    times = []
-    for sid in ids[:count]:
-        stored = store.load(sid)
-        assert stored is not None
-        clock.observe(stored.revision)
-        doc = docs[sid]
-        doc["updated_at"] = utcnow().isoformat()
-        started = time.perf_counter()
-        store.write_state(sid, doc, expected_revision=stored.revision, new_revision=clock.next())
-        times.append(time.perf_counter() - started)
-    return median(times)
-
-
-def hot_counts(probe: sa.Connection) -> tuple[int, int]:
-    """Updates and HOT updates of session_state so far (backends report them on exit)."""
-    row = probe.execute(
-        sa.text(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-            "WHERE relname = 'session_state' AND schemaname = current_schema()"
-        )
-    ).one()
-    return int(row[0]), int(row[1])
-
-
-def measured_flushes(
-    store: PostgresStore, ids: list[str], rounds: int, probe: sa.Connection
-) -> tuple[float, float, float]:
-    """flush_rounds plus the share of its row updates that were HOT (touched no index)."""
-    store.engine.dispose()  # the pool's backends exit and report their statistics
-    time.sleep(0.5)
-    before = hot_counts(probe)
-    flush_s, flush_wal = flush_rounds(store, ids, rounds, probe)
-    store.engine.dispose()
-    time.sleep(0.5)
-    after = hot_counts(probe)
-    updates = after[0] - before[0]
-    return flush_s, flush_wal, 100.0 * (after[1] - before[1]) / updates if updates else 0.0
-
-
-def size_run(
-    url: str, size: int, smoke: bool, fillfactor: int | None = None, gins=(True, False)
-) -> list[dict[str, Any]]:
-    """Item 2 at one document size, for each GIN setting in turn on the same rows.
-
-    ``fillfactor`` (set before the rows are inserted) leaves room on each page so that a
-    progress update can be HOT: it then touches no index, the GIN index included.
-    """
+def size_runs(smoke: bool) -> list[dict[str, Any]]:
+    """Item 2 for every (size, variant), rounds interleaved; one result dict per variant."""
     count = 20 if smoke else SESSIONS
     rounds = 3 if smoke else 20
-    store = open_store(url, True)
-    engine = sa.create_engine(url)
+    naive = 1 if smoke else 4
+    combos = [(size, gin, ff) for size in (2_000, 300_000) for gin, ff in VARIANTS]
     out = []
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
-            if fillfactor:
-                probe.execute(sa.text(f"ALTER TABLE session_state SET (fillfactor = {fillfactor})"))
-            ids, docs, mean = create_sessions(store, RevisionClock(), count, size, TextMaker(size))
-            probe.execute(sa.text("VACUUM ANALYZE session_state"))
-            for gin in gins:
-                store.settings = bench_settings(url, state_gin_index=gin)
-                store._ensure_gin_index()
-                index_bytes = probe.execute(
-                    sa.text("SELECT COALESCE(pg_relation_size(to_regclass(:n)), 0)"),
-                    {"n": GIN_INDEX_NAME},
-                ).scalar_one()
-                flush_s, flush_wal, hot = measured_flushes(store, ids, rounds, probe)
-                naive_s, naive_wal = naive_rounds(store, ids, docs, 1 if smoke else 5, probe)
-                write_s = write_state_rounds(store, ids, docs, 2 if smoke else 10)
-                out.append(
-                    {
-                        "size": size,
-                        "mean_bytes": mean,
-                        "sessions": count,
-                        "rounds": rounds,
-                        "gin": gin,
-                        "fillfactor": fillfactor,
-                        "index_bytes": int(index_bytes),
-                        "flush_s": flush_s,
-                        "flush_wal": flush_wal,
-                        "hot_pct": hot,
-                        "naive_s": naive_s,
-                        "naive_wal": naive_wal,
-                        "write_state_s": write_s,
-                    }
-                )
-    finally:
-        engine.dispose()
-        store.close()
+    with ExitStack() as stack:
+        variants: list[Variant] = []
+        docs_by_size: dict[int, list[tuple[str, bytes]]] = {}
+        for size, gin, ff in combos:
+            if size not in docs_by_size:
+                maker = TextMaker(size)
+                docs_by_size[size] = []
+                for _ in range(count):
+                    sid = new_session_id()
+                    docs_by_size[size].append((sid, orjson.dumps(make_state(sid, size, maker))))
+            v = Variant(stack.enter_context(bench_schema()), size, gin, ff)
+            stack.callback(v.close)
+            v.populate(docs_by_size[size])
+            variants.append(v)
+        hot_before = [v.hot_counts() for v in variants]
+        for r in range(rounds + 1):
+            shift = r % len(variants)  # each round starts with a different variant
+            for v in variants[shift:] + variants[:shift]:
+                v.flush_round(r)
+        hot_after = [v.hot_counts() for v in variants]
+        for r in range(naive):
+            for v in variants:
+                v.naive_round(r)
+        for v, before, after in zip(variants, hot_before, hot_after, strict=True):
+            updates = after[0] - before[0]
+            out.append(
+                {
+                    "size": v.size,
+                    "mean_bytes": v.mean,
+                    "sessions": count,
+                    "rounds": rounds,
+                    "gin": v.gin,
+                    "fillfactor": v.fillfactor,
+                    "label": v.label,
+                    "index_bytes": v.index_bytes,
+                    "flush_s": median(v.times),
+                    "flush_wal": median(v.wal),
+                    "hot_pct": 100.0 * (after[1] - before[1]) / updates if updates else 0.0,
+                    "naive_s": median(v.naive_times),
+                    "naive_wal": median(v.naive_wal),
+                    "write_state_s": v.write_states(2 if smoke else 10),
+                }
+            )
     return out
 
 
@@ -420,11 +447,7 @@ def run(smoke: bool = False) -> Section:
     for gin in (True, False):
         with bench_schema() as url:
             co[gin] = coalescing(url, gin, smoke)
-    for size in (2_000, 300_000):
-        with bench_schema() as url:
-            sizes.extend(size_run(url, size, smoke))
-        with bench_schema() as url:  # the fix for GIN's cost, measured in the same run
-            sizes.extend(size_run(url, size, smoke, fillfactor=PROPOSED_FILLFACTOR, gins=(True,)))
+    sizes = size_runs(smoke)
 
     # Table 1: coalescing, GIN on and off side by side.
     def col(key: str) -> list[Any]:
@@ -481,14 +504,10 @@ def run(smoke: bool = False) -> Section:
     )
 
     # Table 2: size-independence.
-    def variant(s: dict[str, Any]) -> str:
-        name = "GIN on" if s["gin"] else "GIN off"
-        return name + (f", fillfactor {s['fillfactor']}" if s["fillfactor"] else "")
-
     rows2 = [
         [
             f"{s['mean_bytes'] / 1000:.0f} KB",
-            variant(s),
+            s["label"],
             s["sessions"],
             s["flush_s"] * 1000,
             s["flush_wal"] / 1024,
