@@ -14,6 +14,7 @@ from council_app.session_ids import is_valid_session_id, session_dir
 from council_app.settings import parse_bool
 from council_app.store.base import SessionRow
 from council_app.workflow.session_log import read_log_entries
+from council_app.workflow.steps import RUNNING
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
@@ -350,14 +351,32 @@ def logs(session_id: str) -> Response:
     "Delete a session (soft by default)",
     query=[q_bool("hard", "Also remove the stored state and files")],
     ok=ref("Deleted"),
-    errors=(400, 401, 404, 410, 503),
+    errors=(400, 401, 404, 409, 410, 503),
 )
 def delete(session_id: str) -> Response:
     owned_session(session_id)
     hard = flag("hard")
+    if hard:
+        _refuse_while_running(session_id)
     services().store.mark_deleted(session_id, hard=hard)
     if hard:
         from council_app.workflow.uploads import remove_session_files
 
         remove_session_files(session_dir(services().settings.sessions_dir, session_id))
     return jsonify({"session_id": session_id, "deleted": True, "hard": hard})
+
+
+def _refuse_while_running(session_id: str) -> None:
+    """A hard delete under a running step would leave the run writing its log (prompts
+    included) back into the folder just removed, and crash the run; 409 instead."""
+    svc = services()
+    found = svc.states.hot(session_id)
+    hot = svc.workflow.expire_if_stale(session_id, found[1]) if found else {}
+    status = hot.get("status")
+    if status in RUNNING:
+        raise ApiError(
+            409,
+            "conflict",
+            f"The session is busy ({status}); cancel it or wait for it to finish, then delete it",
+            current_status=status,
+        )
