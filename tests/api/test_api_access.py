@@ -413,3 +413,23 @@ def test_offline_results_say_which_provider(client: FlaskClient, svc: Services) 
     results = client.get(f"/api/sessions/{sid}/results").json["execution_results"]
     assert {r["provider"] for r in results} == {"offline"}
     assert client.get(f"/api/sessions/{sid}/summary").json["provider"] == "offline"
+
+
+def test_hard_delete_of_a_running_session_is_409(
+    client: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = create(client, files=[(io.BytesIO(b"private notes"), "p.txt")])
+    put_council(client, sid)
+    monkeypatch.setattr(svc.provider, "latency_ms", 400)
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    folder = Path(svc.settings.sessions_dir) / sid
+    body = assert_error(client.delete(f"/api/sessions/{sid}?hard=true"), 409, "conflict")
+    assert body["current_status"] == "executing"
+    assert client.get(f"/api/sessions/{sid}/status").status_code == 200
+    assert svc.workflow.join(sid, 30)
+    assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+    # Once the run is over the hard delete goes through, and nothing writes the folder back.
+    assert client.delete(f"/api/sessions/{sid}?hard=true").status_code == 200
+    assert not folder.exists()
+    assert_error(client.get(f"/api/sessions/{sid}/logs"), 410)
+    assert not folder.exists()
