@@ -33,7 +33,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 # database outage plus the runs' hand-over.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# "-" is stdout; an empty GUNICORN_ACCESSLOG turns the access log off (load tests).
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
