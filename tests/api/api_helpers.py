@@ -246,16 +246,14 @@ class SmartFake(FakeOpenAIServer):
 @contextmanager
 def fake_llm_app(settings: Settings, **overrides: Any) -> Iterator[tuple[Flask, SmartFake]]:
     """An app whose provider is the real OpenAI client pointed at a ``SmartFake``."""
-    with (
-        SmartFake() as fake,
-        built_app(
-            settings,
-            openai_api_key="test",
-            openai_base_url=fake.base_url,
-            council_model="gpt-4o-mini",
-            llm_max_retries=0,
-            llm_timeout_s=10.0,
-            **overrides,
-        ) as app,
-    ):
-        yield app, fake
+    with SmartFake() as fake:
+        values: dict[str, Any] = {
+            "openai_api_key": "test",
+            "openai_base_url": fake.base_url,
+            "council_model": "gpt-4o-mini",
+            "llm_max_retries": 0,
+            "llm_timeout_s": 10.0,
+        }
+        values.update(overrides)
+        with built_app(settings, **values) as app:
+            yield app, fake

@@ -433,3 +433,14 @@ def test_hard_delete_of_a_running_session_is_409(
     assert not folder.exists()
     assert_error(client.get(f"/api/sessions/{sid}/logs"), 410)
     assert not folder.exists()
+
+
+def test_browser_empty_file_part_is_ignored(client: FlaskClient) -> None:
+    # A browser form with no file chosen still sends a "files" part with an empty name.
+    r = client.post(
+        "/api/sessions",
+        data={"question": "Q?", "files": [(io.BytesIO(b""), "")]},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 201, r.json
+    assert r.json["context_files"] == []

@@ -326,3 +326,57 @@ def test_health_says_which_provider(real) -> None:
     client, _, _ = real
     sid = create(client)
     assert client.get(f"/api/sessions/{sid}/summary").json["provider"] == "openai"
+
+
+def test_rate_limited_call_is_retried_and_counted_once(backend_settings: Settings) -> None:
+    with fake_llm_app(backend_settings, llm_max_retries=2) as (app, fake):
+        client, svc = app.test_client(), services_of(app)
+        answered: list[int] = []
+
+        def limited_once(body: object) -> object:
+            answered.append(1)
+            if len(answered) == 1:
+                return status(429, "slow down", retry_after_ms="10")
+            prompt, completion = USAGE["execute"]
+            return success(
+                "Fine after all.\n\nTL;DR: fine.",
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+
+        fake.overrides[("execute", "Engineer")] = limited_once
+        sid = create(client)
+        put_council(client, sid)
+        state = run_step(client, svc, sid, "execute")
+        assert state["status"] == "execution_complete"
+        assert state["execution_status"]["Engineer"] == "Done"
+        assert len(answered) == 2  # the client retried the 429
+        assert state["tokens"]["total_cost_usd"] == pytest.approx(3 * price("execute"))
+        logs = client.get(f"/api/sessions/{sid}/logs").json["logs"]
+        assert [e["agent"] for e in logs].count("Engineer") == 1
+        results = client.get(f"/api/sessions/{sid}/results").json["execution_results"]
+        engineer = next(r for r in results if r["agent_name"] == "Engineer")
+        assert engineer["tldr"] == "fine." and engineer["status"] == "success"
+
+
+def test_chairman_model_is_used_and_priced(backend_settings: Settings) -> None:
+    with fake_llm_app(backend_settings, chairman_model="gpt-4o") as (app, fake):
+        client, svc = app.test_client(), services_of(app)
+        sid = create(client)
+        put_council(client, sid)
+        run_step(client, svc, sid, "execute")
+        run_step(client, svc, sid, "peer_review")
+        assert client.post(f"/api/sessions/{sid}/synthesize").status_code == 200
+        chair_models = [
+            r.body["model"]
+            for (kind, _), r in zip(fake.calls, fake.requests, strict=True)
+            if kind == "synthesize"
+        ]
+        assert chair_models == ["gpt-4o"]
+        tokens = client.get(f"/api/sessions/{sid}/status").json["tokens"]
+        assert tokens["by_step"]["synthesize"]["total_cost_usd"] == pytest.approx(
+            price("synthesize", "gpt-4o")
+        )
+        assert tokens["by_agent"]["chairman"]["total_cost_usd"] == pytest.approx(
+            price("synthesize", "gpt-4o")
+        )
