@@ -599,21 +599,45 @@ def run(smoke: bool = False) -> Section:
         )
     )
     big_on = by[(300_000, True, None)]
-    section.notes.append(
-        "GIN: the app "
+    big_off = by[(300_000, False, None)]
+    big_ff = by[(300_000, True, PROPOSED_FILLFACTOR)]
+    section.findings.append(
+        "GIN index on `session_state.state` (target 5): the app "
         + ("runs" if uses else "runs no")
-        + " JSONB containment/path queries on session_state.state, so the index "
+        + " JSONB containment or JSON-path query on `state`, so the index "
         + ("can serve app reads" if uses else "serves only ad-hoc queries")
-        + f". With it, a progress flush of 300 KB documents takes {costs[1][1]:.2f}x as long "
-        f"as without, because only {big_on['hot_pct']:.0f}% of the row updates are HOT: the "
-        "page has no room for the new row version, so the update inserts into every index and "
-        "the GIN index re-extracts every path of the (unchanged) document. "
-        f"Leaving room on the page (fillfactor {PROPOSED_FILLFACTOR}) brings that to "
-        f"{costs[1][2]:.2f}x. Recommended default: "
-        + ("STATE_GIN_INDEX=false" if recommend_off else "STATE_GIN_INDEX=true")
-        + f" (current default: {str(default_gin).lower()}), and fillfactor "
-        f"{PROPOSED_FILLFACTOR} on session_state for deployments that turn the index on."
+        + f". Its cost: a progress flush of 300 KB documents takes {costs[1][1]:.2f}x as long "
+        f"as without it ({big_on['flush_s'] * 1000:.1f} vs {big_off['flush_s'] * 1000:.1f} ms "
+        f"per {big_on['sessions']} sessions), a full-document write {costs[1][4]:.2f}x, "
+        f"write-through progress {wt_cost:.2f}x, plus {big_on['index_bytes'] / 1024:.0f} KiB "
+        f"of index for {big_on['sessions']} sessions. **Recommended default: "
+        + ("`STATE_GIN_INDEX=false`" if recommend_off else "`STATE_GIN_INDEX=true`")
+        + f"** (today: `{str(default_gin).lower()}`). Deployments that want the index should "
+        f"also give `session_state` a fillfactor of {PROPOSED_FILLFACTOR} (then "
+        f"{big_ff['hot_pct']:.0f}% of progress updates are HOT and the flush costs "
+        f"{costs[1][2]:.2f}x the no-index figure)."
     )
+    if not (t_ratio <= 1.5 and w_ratio <= 1.5):
+        section.findings.append(
+            f"Bottleneck behind target 2 (app code, not bench/): only {big_on['hot_pct']:.0f}% "
+            "of the progress flush's row updates are HOT. `session_state` is filled to 100% "
+            "(PostgreSQL's default fillfactor), so the new version of a row rarely fits on its "
+            "page; a non-HOT update inserts a new entry into every index, and for the GIN "
+            "index (`jsonb_path_ops` on `state`) that means detoasting the unchanged 300 KB "
+            "document and hashing every path in it, once per session per flush. Without the "
+            f"index the same flush is size-independent ({other[0]:.2f}x time, {other[1]:.2f}x "
+            "WAL), and with the index plus fillfactor "
+            f"{PROPOSED_FILLFACTOR} too ({fixed[0]:.2f}x, {fixed[1]:.2f}x). Fix: make "
+            "`state_gin_index` default to False in `council_app/settings.py` (`Settings` and "
+            "`load_settings`' `STATE_GIN_INDEX` default); and in `PostgresStore.create_schema` "
+            f"set `ALTER TABLE session_state SET (fillfactor = {PROPOSED_FILLFACTOR})` "
+            "(idempotent; or `postgresql_with={'fillfactor': "
+            f"{PROPOSED_FILLFACTOR}}}` on the `Table` in `store/schema.py` for new databases) "
+            "so progress updates stay HOT whether or not the index exists. A further step "
+            "would keep `progress` and `revision` in a narrow table of their own, so the row a "
+            "flush rewrites never carries an indexed document."
+        )
+
     section.targets.append(
         Target(
             "5",

@@ -271,6 +271,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # conclusions for the top of the doc
     raw: str = ""  # verbatim output of a benchmark run as a subprocess
     seconds: float = 0.0
 
@@ -321,6 +322,8 @@ def print_section(section: Section) -> None:
         print(text_table(table))
     for note in section.notes:
         print(f"note: {note}")
+    for finding in section.findings:
+        print(f"finding: {finding}")
     for t in section.targets:
         print(f"[{'PASS' if t.passed else 'FAIL'}] target {t.number}: {t.name} -- {t.detail}")
     if section.raw:
