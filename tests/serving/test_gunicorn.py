@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -190,3 +191,26 @@ def test_metrics_sum_every_worker(pg_url: str, tmp_path: Path) -> None:
         assert len({p.name.rsplit("_", 1)[-1] for p in prom_dir.glob("counter_*.db")}) >= 2
         assert server.stop() == 0
     assert server.error_lines() == []
+
+
+def test_json_logs_under_gunicorn(tmp_path: Path) -> None:
+    """LOG_FORMAT=json: gunicorn's lines and the app's are all JSON, access lines carry the
+    request id, and a session's log lines carry its id."""
+    env = server_env(tmp_path, None, WEB_CONCURRENCY="1", LOG_FORMAT="json")
+    with LiveServer(tmp_path, env, workers=1) as server:
+        server.start(ready_lines=1)
+        sid = server.create_session()
+        status, headers, _ = server.request(
+            "GET", f"/api/sessions/{sid}/status", headers={"X-Request-Id": "trace-me-1"}
+        )
+        assert status == 200 and headers["x-request-id"] == "trace-me-1"
+        assert server.stop() == 0
+    entries = []
+    for line in server.log().splitlines():
+        if line.strip():
+            entries.append(json.loads(line))  # every line is one JSON object
+    access = [e for e in entries if f"/api/sessions/{sid}/status" in e["message"]]
+    assert access and access[0]["message"].endswith("rid=trace-me-1")
+    assert any("Agent Council Server ready" in e["message"] for e in entries)
+    assert any(e["logger"].startswith("gunicorn") for e in entries)
+    assert not [e for e in entries if e["level"] in ("ERROR", "CRITICAL")]
