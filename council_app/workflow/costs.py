@@ -23,14 +23,16 @@ class CostMeter:
     def __init__(self, tokens: dict[str, Any] | None) -> None:
         base = empty_tokens()
         if isinstance(tokens, dict):
-            for key in ("input_tokens", "output_tokens", "total_tokens"):
-                if isinstance(tokens.get(key), int | float):
-                    base[key] = int(tokens[key])
-            if isinstance(tokens.get("total_cost_usd"), int | float):
-                base["total_cost_usd"] = float(tokens["total_cost_usd"])
+            base.update(_counts(tokens))
             for key in ("by_step", "by_agent"):
                 if isinstance(tokens.get(key), dict):
-                    base[key] = {k: dict(v) for k, v in tokens[key].items() if isinstance(v, dict)}
+                    # Every bucket gets all four counters: a partial one (older or
+                    # hand-edited state) would otherwise fail the next add() with KeyError.
+                    base[key] = {
+                        k: {**v, **_counts(v)}
+                        for k, v in tokens[key].items()
+                        if isinstance(v, dict)
+                    }
         self._tokens = base
         self._lock = threading.Lock()
 
@@ -70,3 +72,32 @@ def _bucket(group: dict[str, Any], name: str) -> dict[str, Any]:
             "total_cost_usd": 0.0,
         }
     return group[name]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _counts(tokens: dict[str, Any]) -> dict[str, Any]:
+    """The four counters of a stored totals dict, as numbers; missing or unusable ones are 0
+    (the total from input + output), numbers stored as strings are read."""
+    counts: dict[str, Any] = {}
+    for key in ("input_tokens", "output_tokens"):
+        value = _number(tokens.get(key))
+        counts[key] = int(value) if value is not None else 0
+    total = _number(tokens.get("total_tokens"))
+    counts["total_tokens"] = (
+        int(total) if total is not None else counts["input_tokens"] + counts["output_tokens"]
+    )
+    cost = _number(tokens.get("total_cost_usd"))
+    counts["total_cost_usd"] = cost if cost is not None else 0.0
+    return counts
