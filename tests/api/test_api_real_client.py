@@ -380,3 +380,30 @@ def test_chairman_model_is_used_and_priced(backend_settings: Settings) -> None:
         assert tokens["by_agent"]["chairman"]["total_cost_usd"] == pytest.approx(
             price("synthesize", "gpt-4o")
         )
+
+
+def test_running_totals_continue_from_older_token_shapes(real) -> None:
+    client, svc, _fake = real
+    sid = create(client)
+    put_council(client, sid)
+    legacy = {
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "total_cost_usd": "0.25",  # no total_tokens; the cost stored as a string
+        "by_step": {"execute": {"total_cost_usd": 0.2}},  # a bucket without token counts
+    }
+
+    def older(state: dict) -> None:
+        state["tokens"] = legacy
+
+    svc.states.update(sid, older)
+    state = run_step(client, svc, sid, "execute")
+    assert state["status"] == "execution_complete", state
+    tokens = state["tokens"]
+    assert tokens["total_cost_usd"] == pytest.approx(0.25 + 3 * price("execute"))
+    assert tokens["input_tokens"] == 1000 + 3 * USAGE["execute"][0]
+    assert tokens["total_tokens"] == 1500 + 3 * sum(USAGE["execute"])
+    assert tokens["by_step"]["execute"]["total_cost_usd"] == pytest.approx(
+        0.2 + 3 * price("execute")
+    )
+    assert tokens["by_step"]["execute"]["input_tokens"] == 3 * USAGE["execute"][0]
