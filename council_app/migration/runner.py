@@ -25,6 +25,7 @@ from council_app.migration import source, target
 from council_app.migration.legacy_db import LegacyDb
 from council_app.migration.report import Progress, Summary, label_of
 from council_app.revisions import RevisionClock
+from council_app.settings import DEV_USER
 from council_app.store.legacy_files import parse_timestamp, state_path, write_json_atomic
 from council_app.store.postgres import PostgresStore
 
@@ -41,7 +42,7 @@ class MigrationAborted(Exception):
 class Options:
     sessions_dir: Path
     sqlite_url: str | None = None
-    default_user: str = "dev-user@localhost"
+    default_user: str = DEV_USER
     dry_run: bool = False
     force: bool = False
     batch_size: int = 500
