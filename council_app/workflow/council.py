@@ -207,6 +207,7 @@ class CouncilWorkflow:
             council.setdefault("strategy_summary", previous.get("strategy_summary", ""))
             state["council_config"] = council
             clear_from(state, "execute")
+            state.pop("build_error", None)  # a council exists now; the old failure is moot
             state["status"] = "ready_to_execute"
             state["current_step"] = "edit"
             return council
