@@ -407,3 +407,15 @@ def test_running_totals_continue_from_older_token_shapes(real) -> None:
         0.2 + 3 * price("execute")
     )
     assert tokens["by_step"]["execute"]["input_tokens"] == 3 * USAGE["execute"][0]
+
+
+def test_editing_the_council_after_a_failed_build_clears_the_error(real) -> None:
+    client, _svc, fake = real
+    fake.overrides[("build", "*")] = status(500, "builder exploded")
+    sid = create(client)
+    assert_error(client.post(f"/api/sessions/{sid}/build_council"), 502)
+    assert client.get(f"/api/sessions/{sid}/summary").json["build_error"]
+    put_council(client, sid)
+    summary = client.get(f"/api/sessions/{sid}/summary").json
+    assert summary["status"] == "ready_to_execute"
+    assert not summary.get("build_error")
