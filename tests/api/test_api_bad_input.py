@@ -22,6 +22,10 @@ BAD_IDS = [
     "session_2025121_160742_5b86ea",
     "session_20251210_160742_5b86e",  # suffix too short
     "session_20251210_160742_5b86eg",
+    "session_\uff12\uff10\uff12\uff15\uff11\uff12\uff11\uff10_160742_5b86ea",  # fullwidth
+    "session_20251210_160742_5b86ea%0A",
+    "session_20251210_160742_5b86ea%00",
+    "%20session_20251210_160742_5b86ea",
 ]
 
 

@@ -125,3 +125,35 @@ def test_other_steps_are_refused_while_running(slow_app: Flask) -> None:
         assert r.json["current_status"] == "executing"
     assert svc.workflow.join(sid, 30)
     assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+
+
+def test_parallel_build_and_synthesize_call_the_model_once(slow_app: Flask) -> None:
+    client, svc = slow_app.test_client(), services_of(slow_app)
+    sid = create(client)
+    slow_runs(slow_app)
+    answers = race(slow_app, f"/api/sessions/{sid}/build_council")
+    built = [body for code, body in answers if code == 200]
+    assert built and all(body == built[0] for body in built), answers
+    for code, body in answers:
+        assert code in (200, 409), (code, body)
+        if code == 409:
+            assert body["current_status"] == "build_in_progress"
+    logs = client.get(f"/api/sessions/{sid}/logs").json["logs"]
+    assert [e["step"] for e in logs] == ["build"]
+
+    svc.provider.latency_ms = 0
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    assert svc.workflow.join(sid, 30)
+    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 202
+    assert svc.workflow.join(sid, 30)
+    slow_runs(slow_app)
+    answers = race(slow_app, f"/api/sessions/{sid}/synthesize")
+    verdicts = [body["verdict"] for code, body in answers if code == 200]
+    assert verdicts and len(set(verdicts)) == 1, answers
+    for code, body in answers:
+        assert code in (200, 409), (code, body)
+        if code == 409:
+            assert body["current_status"] == "synthesizing"
+    logs = client.get(f"/api/sessions/{sid}/logs").json["logs"]
+    assert [e["step"] for e in logs].count("synthesize") == 1
+    assert client.get(f"/api/sessions/{sid}/status").json["status"] == "verdict_complete"
