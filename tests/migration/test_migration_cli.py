@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import Cli
 from legacy_tree import write_tree
+from migration_helpers import Cli
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 

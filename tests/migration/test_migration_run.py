@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
-from conftest import Cli, canonical, snapshot
 from legacy_tree import BASE_TIME, MixedTree, make_state, write_state_file, write_tree
+from migration_helpers import Cli, canonical, snapshot
 
 from council_app.settings import Settings
 from council_app.store.base import hot_part
