@@ -300,7 +300,11 @@ export async function refreshSessions() {
       const sessions = [...((data && data.sessions) || [])].sort((a, b) =>
         String(b.created_at || "").localeCompare(String(a.created_at || "")),
       );
+      // Re-rendering replaces the buttons: keep keyboard focus on the same control.
+      const active = document.activeElement;
+      const keep = active && listEl.contains(active) ? focusKey(active) : null;
       render(listEl, sessions.map(sessionItem));
+      if (keep) focusByKey(keep);
       sidebarNote.textContent = sessions.length ? "" : "No sessions yet. Ask a question to start one.";
       highlightSession(parseLocation().sessionId);
     } catch (err) {
@@ -310,6 +314,19 @@ export async function refreshSessions() {
     }
   })();
   return sessionsLoading;
+}
+
+function focusKey(el) {
+  const item = el.closest("li.session-item");
+  if (!item) return null;
+  return { id: item.dataset.sessionId, part: el.classList.contains("delete-session") ? ".delete-session" : ".session-link" };
+}
+
+function focusByKey(key) {
+  const selector = `li.session-item[data-session-id="${CSS.escape(key.id)}"] ${key.part}`;
+  const el = listEl.querySelector(selector);
+  if (el) el.focus();
+  return el;
 }
 
 function sessionItem(session) {
@@ -350,6 +367,7 @@ async function deleteSession(id, question) {
     title: "Delete this session?",
     text: `“${truncate(question, 120)}” and its results will be removed from your list.`,
     ok: "Delete",
+    returnFocus: () => focusByKey({ id, part: ".delete-session" }),
   });
   if (!ok) return;
   try {

@@ -3,7 +3,7 @@
 import { h } from "./dom.js";
 
 /** Ask a yes/no question in the native <dialog> (focus-trapped, Esc cancels). */
-export function confirmDialog({ title, text, ok = "OK", danger = true }) {
+export function confirmDialog({ title, text, ok = "OK", danger = true, returnFocus = null }) {
   const dialog = document.getElementById("confirm-dialog");
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-text").textContent = text;
@@ -17,7 +17,9 @@ export function confirmDialog({ title, text, ok = "OK", danger = true }) {
       "close",
       () => {
         resolve(dialog.returnValue === "ok");
+        // The opener may have been re-rendered meanwhile; returnFocus finds its successor.
         if (opener && opener.isConnected) opener.focus();
+        else if (returnFocus) returnFocus();
       },
       { once: true },
     );
