@@ -46,7 +46,7 @@ def test_live_server_keeps_its_openapi_contract(tmp_path: Path) -> None:
             "--checks",
             CHECKS,
             "--max-examples",
-            "5",
+            "4",
             "--workers",
             "1",
             "--seed",
