@@ -170,7 +170,7 @@ class Progress:
             width = 30
             filled = int(width * self.done / total) if total else width
             bar = "#" * filled + "." * (width - filled)
-            self.out.write(f"\r{self.label} [{bar}] {stats}")
+            self.out.write(f"\r{self.label} [{bar}] {stats}\033[K")
         else:
             self.out.write(f"{self.label}: {stats}\n")
         self.out.flush()
