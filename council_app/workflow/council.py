@@ -236,7 +236,9 @@ class CouncilWorkflow:
                     raise PrerequisiteMissing(
                         "Build the council first: POST /api/sessions/<id>/build_council"
                     )
-                if state.get("execution_results") and not force:
+                # A failed, cancelled or interrupted run starts again without force.
+                failed = state.get("status") == "execution_error"
+                if state.get("execution_results") and not force and not failed:
                     return "already_executed"
                 clear_from(state, "execute")
                 agents = [a["name"] for a in council["agents"]]
@@ -252,7 +254,8 @@ class CouncilWorkflow:
                     raise PrerequisiteMissing(
                         "Execute the council first: POST /api/sessions/<id>/execute"
                     )
-                if state.get("peer_reviews") and not force:
+                failed = state.get("status") == "review_error"
+                if state.get("peer_reviews") and not force and not failed:
                     return "already_reviewed"
                 clear_from(state, "review")
                 state["review_status"] = dict.fromkeys(
@@ -452,7 +455,10 @@ class CouncilWorkflow:
 
         def review(_index: int, reviewer: dict[str, Any]) -> tuple[dict[str, Any], str]:
             name = reviewer["name"]
-            others = [p for p in proposals if p.get("agent_name") != name] or proposals
+            others = [p for p in proposals if p.get("agent_name") != name]
+            if not others:  # nobody else's proposal to review: never score your own
+                entry = {"reviewer": name, "error": "no proposal from another agent to review"}
+                return {**entry, "skipped": True}, "Skipped"
             shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
             try:
                 completion = self._call(

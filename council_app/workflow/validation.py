@@ -61,11 +61,11 @@ def validate_council(payload: Any) -> dict[str, Any]:
             errors.append(
                 {"field": f"{where}.persona", "message": "Persona must be a non-empty string"}
             )
-        elif len(persona) > MAX_PERSONA_CHARS:
+        elif len(persona.strip()) > MAX_PERSONA_CHARS:
             errors.append(
                 {
                     "field": f"{where}.persona",
-                    "message": f"Persona is {len(persona)} characters; the limit is "
+                    "message": f"Persona is {len(persona.strip())} characters; the limit is "
                     f"{MAX_PERSONA_CHARS}",
                 }
             )

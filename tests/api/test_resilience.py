@@ -152,8 +152,10 @@ def test_cancel_stops_at_next_agent_boundary(backend_settings) -> None:
         words = [status["execution_status"][a["name"]] for a in agents]
         assert "Cancelled" in words  # later agents never started
         assert client.post(f"/api/sessions/{sid}/cancel").status_code == 409  # nothing running
-        assert client.post(f"/api/sessions/{sid}/execute?force=true").status_code == 202
+        # A cancelled run starts again without force (it is not "already executed").
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
         assert svc.workflow.join(sid, 30)
+        assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
     finally:
         svc.shutdown(timeout=2)
 
@@ -175,3 +177,21 @@ def test_sweeper_marks_dead_runs_nobody_polls(app, client, svc) -> None:
     assert row is not None and row.status == "review_error"
     assert store.load(sid).state["review_error"].startswith("interrupted")
     store.close()
+
+
+def test_a_lone_agent_never_reviews_its_own_proposal(client, svc) -> None:
+    sid = start_session(client, execute=False)
+    solo = {"agents": [{"name": "Solo", "persona": "You answer alone."}]}
+    assert client.put(f"/api/sessions/{sid}/council", json=solo).status_code == 200
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    assert svc.workflow.join(sid, 30)
+    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 202
+    assert svc.workflow.join(sid, 30)
+    status = client.get(f"/api/sessions/{sid}/status").json
+    assert status["review_status"] == {"Solo": "Skipped"}
+    assert status["status"] == "review_error"
+    reviews = client.get(f"/api/sessions/{sid}/reviews").json
+    assert reviews["reviews"][0]["skipped"] is True
+    assert reviews["aggregated_scores"] == {}
+    logs = client.get(f"/api/sessions/{sid}/logs").json["logs"]
+    assert [e["step"] for e in logs].count("review") == 0  # no model call was made
