@@ -108,7 +108,17 @@ def _services(worker: Any = None) -> Any:
 
 
 def when_ready(server: Any) -> None:
-    """Preloaded: close the master's pooled connections, so no socket is shared by forks."""
+    """Warn about dev mode on a public address; preloaded: close the master's pooled
+    connections, so no socket is shared by forks."""
+    from council_app.serving import dev_mode_warning
+    from council_app.settings import ConfigError, load_settings
+
+    try:
+        warning = dev_mode_warning(load_settings().auth_mode, list(server.cfg.bind))
+    except ConfigError:
+        warning = None  # the app reports invalid settings itself
+    if warning:
+        server.log.warning(warning)
     svc = _services()
     if svc is not None:
         svc.store.close()
@@ -124,7 +134,7 @@ def post_worker_init(worker: Any) -> None:
     """Start this worker's flusher now rather than on the first progress update."""
     svc = _services(worker)
     if svc is not None:
-        svc.flusher._ensure_thread()
+        svc.flusher.start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

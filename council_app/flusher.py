@@ -168,6 +168,10 @@ class ProgressFlusher:
 
     # -- the thread ---------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start this process's flusher thread now (it also starts on first use)."""
+        self._ensure_thread()
+
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
             return

@@ -33,7 +33,6 @@ class Settings:
     db_pool_size: int = 10
     db_max_overflow: int = 20
     db_connect_timeout_s: int = 2
-    db_statement_timeout_ms: int = 2000
     state_flush_interval_ms: int = 350
     state_gin_index: bool = True
     auth_mode: str = "dev"
@@ -219,7 +218,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
         db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
         db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 2, 1, 60),
-        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100, 600_000),
         state_flush_interval_ms=_int(env, "STATE_FLUSH_INTERVAL_MS", 350, 10, 60_000),
         state_gin_index=_bool(env, "STATE_GIN_INDEX", True),
         auth_mode=auth_mode,
