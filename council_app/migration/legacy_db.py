@@ -51,6 +51,8 @@ class LegacyRow:
     updated_at: datetime | None = None
     deleted_at: datetime | None = None
     has_state: bool = False
+    # Hot keys the embedded backend flushed to SQLite after its last state.json write.
+    progress: str | None = None
 
 
 class LegacyDb:
@@ -81,6 +83,16 @@ class LegacyDb:
         self._key = key
         self._columns = [c for c in _META_COLUMNS if c in found]
         self._has_state = "state" in found
+        try:
+            inspector = inspect(self._conn)
+            progress_cols = (
+                {c["name"] for c in inspector.get_columns("session_state")}
+                if "session_state" in inspector.get_table_names()
+                else set()
+            )
+        except SQLAlchemyError:
+            progress_cols = set()
+        self._has_progress = {"session_id", "progress"} <= progress_cols
 
     @classmethod
     def open(cls, url: str | None) -> LegacyDb | None:
@@ -114,12 +126,17 @@ class LegacyDb:
         self._engine.dispose()
 
     def _select(self) -> str:
-        cols = [self._key, *self._columns]
-        state = '"state" IS NOT NULL' if self._has_state else "0"
-        return f"SELECT {', '.join(_q(c) for c in cols)}, {state} FROM sessions"
+        cols = [f"s.{_q(c)}" for c in (self._key, *self._columns)]
+        state = 's."state" IS NOT NULL' if self._has_state else "0"
+        if not self._has_progress:
+            return f"SELECT {', '.join(cols)}, {state}, NULL FROM sessions AS s"
+        return (
+            f"SELECT {', '.join(cols)}, {state}, CAST(p.progress AS TEXT) FROM sessions AS s "
+            f"LEFT JOIN session_state AS p ON p.session_id = s.{_q(self._key)}"
+        )
 
     def _row(self, values: tuple[Any, ...]) -> LegacyRow:
-        data = dict(zip([self._key, *self._columns], values[:-1], strict=True))
+        data = dict(zip([self._key, *self._columns], values[:-2], strict=True))
         return LegacyRow(
             session_id=str(data[self._key]),
             user_id=_str(data.get("user_id"), 320),
@@ -129,7 +146,8 @@ class LegacyDb:
             created_at=_time(data.get("created_at")),
             updated_at=_time(data.get("updated_at")),
             deleted_at=_time(data.get("deleted_at")),
-            has_state=bool(values[-1]),
+            has_state=bool(values[-2]),
+            progress=values[-1] if isinstance(values[-1], str) else None,
         )
 
     def lookup(self, ids: list[str]) -> dict[str, LegacyRow]:
@@ -137,13 +155,13 @@ class LegacyDb:
         if not ids:
             return {}
         marks = ", ".join("?" for _ in ids)
-        sql = f"{self._select()} WHERE {_q(self._key)} IN ({marks})"
+        sql = f"{self._select()} WHERE s.{_q(self._key)} IN ({marks})"
         rows = self._conn.exec_driver_sql(sql, tuple(ids))
         return {r.session_id: r for r in map(self._row, rows)}
 
     def iter_rows(self) -> Iterator[LegacyRow]:
         """Every row's metadata, streamed from the cursor."""
-        result = self._conn.exec_driver_sql(f"{self._select()} ORDER BY {_q(self._key)}")
+        result = self._conn.exec_driver_sql(f"{self._select()} ORDER BY s.{_q(self._key)}")
         for values in result:
             if values[0] is not None:
                 yield self._row(values)

@@ -19,7 +19,7 @@ import orjson
 
 from council_app.migration.legacy_db import LegacyDb, LegacyRow
 from council_app.session_ids import is_valid_session_id
-from council_app.store.base import SessionRow, hot_part
+from council_app.store.base import SessionRow, hot_part, overlay_hot
 from council_app.store.legacy_files import STATE_FILE, parse_timestamp, session_row
 
 # Lookups in the legacy database go by this many ids at a time.
@@ -157,6 +157,8 @@ def build_item(
         raise InvalidState(f"invalid JSON: {e}") from None
     if not isinstance(state, dict):
         raise InvalidState(f"not a JSON object (the document is a {_json_type(state)})")
+    if legacy is not None and legacy.progress:
+        raw = _with_progress(state, legacy.progress) or raw
     _check_fields(sid, state)
     if b"\\u0000" in raw and _has_nul(state):
         raise InvalidState("contains \\u0000, which PostgreSQL jsonb cannot store")
@@ -165,6 +167,19 @@ def build_item(
     if compare_at is None:
         compare_at = mtime or (legacy.updated_at if legacy else None) or meta.updated_at
     return Item(sid, origin, raw, orjson.dumps(hot_part(state)), compare_at, meta)
+
+
+def _with_progress(state: dict[str, Any], progress: str) -> bytes | None:
+    """Lay the embedded backend's last flushed hot keys over its state.json (in place);
+    the new bytes, or None when there is nothing to add."""
+    try:
+        hot = orjson.loads(progress)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(hot, dict) or all(state.get(k) == v for k, v in hot.items()):
+        return None
+    overlay_hot(state, hot)
+    return orjson.dumps(state)
 
 
 def metadata_only_item(row: LegacyRow, origin: str, default_user: str) -> Item:

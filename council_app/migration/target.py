@@ -196,13 +196,15 @@ def run_batch(
 
 
 def prepare_connection(conn: Connection) -> None:
-    """Session settings the batches rely on: UTF-8 bytes, plain string literals, and no
-    statement timeout (a batch of large documents may take longer than the app allows)."""
+    """Session settings the batches rely on: UTF-8 bytes and plain string literals.
+
+    Both are parameters PgBouncer tracks per client, so they are safe in transaction
+    pooling; nothing else is set for the session (a statement_timeout would leak to other
+    clients of the same server connection)."""
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     dbapi.set_client_encoding("UTF8")
     conn.exec_driver_sql("SET standard_conforming_strings = on")
-    conn.exec_driver_sql("SET statement_timeout = 0")
     conn.commit()
 
 
