@@ -138,17 +138,40 @@ def overlay_hot(state: dict[str, Any], hot: dict[str, Any] | None) -> dict[str, 
     return state
 
 
+def derive_status(state: dict[str, Any]) -> str:
+    """The document's status; older files have none, so say what their content shows."""
+    status = state.get("status")
+    if isinstance(status, str) and status:
+        return status[:32]
+    if state.get("chairman_verdict"):
+        return "verdict_complete"
+    if state.get("peer_reviews"):
+        return "review_complete"
+    if state.get("execution_results"):
+        return "execution_complete"
+    return "idle"
+
+
+_BIGINT = 2**63
+
+
 def meta_from_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The metadata columns a state write keeps in step with the document."""
+    """The metadata columns a state write keeps in step with the document (bounded to the
+    columns' types: the document itself keeps whatever it holds)."""
     tokens = state.get("tokens") if isinstance(state.get("tokens"), dict) else {}
     cost = tokens.get("total_cost_usd")
     total = tokens.get("total_tokens")
+    step = state.get("current_step")
     return {
         "question": state.get("question") if isinstance(state.get("question"), str) else "",
-        "status": state.get("status") or "idle",
-        "current_step": state.get("current_step") or "input",
-        "cost": float(cost) if isinstance(cost, int | float) else None,
-        "total_tokens": int(total) if isinstance(total, int | float) else None,
+        "status": derive_status(state),
+        "current_step": step[:32] if isinstance(step, str) and step else "input",
+        "cost": float(cost)
+        if isinstance(cost, int | float) and not isinstance(cost, bool)
+        else None,
+        "total_tokens": int(total)
+        if isinstance(total, int | float) and not isinstance(total, bool) and abs(total) < _BIGINT
+        else None,
     }
 
 

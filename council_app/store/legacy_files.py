@@ -21,7 +21,7 @@ import orjson
 
 from council_app.session_ids import is_valid_session_id
 from council_app.settings import DEV_USER
-from council_app.store.base import SessionRow
+from council_app.store.base import SessionRow, meta_from_state
 
 log = logging.getLogger(__name__)
 
@@ -89,39 +89,22 @@ def parse_timestamp(value: Any) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def derive_status(state: dict[str, Any]) -> str:
-    """Older files have no status: say what their content shows."""
-    status = state.get("status")
-    if isinstance(status, str) and status:
-        return status
-    if state.get("chairman_verdict"):
-        return "verdict_complete"
-    if state.get("peer_reviews"):
-        return "review_complete"
-    if state.get("execution_results"):
-        return "execution_complete"
-    return "idle"
-
-
 def session_row(session_id: str, state: dict[str, Any], default_user: str = DEV_USER) -> SessionRow:
     """Metadata derived from a document (for sessions that have no metadata row)."""
     created = parse_timestamp(state.get("created_at"))
     updated = parse_timestamp(state.get("updated_at")) or created
     fallback = _timestamp_from_id(session_id) or datetime.now(UTC)
-    tokens = state.get("tokens") if isinstance(state.get("tokens"), dict) else {}
-    cost = tokens.get("total_cost_usd")
-    total = tokens.get("total_tokens")
+    meta = meta_from_state(state)
     user = state.get("user_id")
-    question = state.get("question")
     deleted = state.get("deleted") is True
     return SessionRow(
         session_id=session_id,
         user_id=user if isinstance(user, str) and user else default_user,
-        question=question if isinstance(question, str) else "",
-        status=derive_status(state),
-        current_step=state.get("current_step") or "input",
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
-        total_tokens=int(total) if isinstance(total, int | float) else None,
+        question=meta["question"],
+        status=meta["status"],
+        current_step=meta["current_step"],
+        cost_usd=meta["cost"],
+        total_tokens=meta["total_tokens"],
         created_at=created or fallback,
         updated_at=updated or fallback,
         deleted_at=(updated or fallback) if deleted else None,

@@ -246,3 +246,21 @@ def test_listing_includes_sessions_that_exist_only_as_files(store, backend_setti
     )
     ids = [r.session_id for r in store.list_sessions("dev-user@localhost", 10, 0)]
     assert sorted(ids) == sorted([new, old])
+
+
+def test_metadata_of_odd_documents_fits_the_columns(store: StateStore) -> None:
+    store.create_session(make_row(), base_state(), revision=1)
+    odd = {
+        "session_id": SID,
+        "question": "Q",
+        "chairman_verdict": "Yes.",  # an older document: no status at all
+        "current_step": "x" * 100,
+        "tokens": {"total_tokens": 2.0**70, "total_cost_usd": True},  # as orjson parses it
+    }
+    store.write_state(SID, odd, expected_revision=1, new_revision=2)
+    row = store.get_session(SID)
+    assert row is not None
+    assert row.status == "verdict_complete"
+    assert row.current_step == "x" * 32
+    assert row.total_tokens is None and row.cost_usd is None
+    assert store.load(SID).state["tokens"]["total_tokens"] == 2.0**70  # the document keeps it
