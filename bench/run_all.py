@@ -204,7 +204,11 @@ gunicorn with 2 sync workers, with one 2 KB and one 300 KB session written strai
 the store. *minimal route* is `GET /bench/minimal/<id>` (added only in `bench/status_app.py`):
 one small row by primary key through the same engine, returned with `jsonify`, the ceiling
 of Flask + SQLAlchemy + psycopg2 here. `/status` reads the metadata row and the small hot
-column only (`load_hot`), so the 300 KB session costs what the 2 KB one does. The load
+column only (`load_hot`), so the 300 KB session costs what the 2 KB one does. The last row
+is a second gunicorn running the same app with the `load_hot` change recommended under
+*Findings* (`BENCH_PROPOSED_LOAD_HOT=1` in `bench/status_app.py`), measured in the same
+rounds. The routes run back to back in each round, in rotating order; the targets use the
+median of per-round ratios, so other jobs' load between rounds cancels out. The load
 generator shares the two cores with gunicorn and PostgreSQL; latencies are per request, at
 the stated concurrency.
 """,
