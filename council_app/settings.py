@@ -34,7 +34,7 @@ class Settings:
     db_max_overflow: int = 20
     db_connect_timeout_s: int = 2
     state_flush_interval_ms: int = 350
-    state_gin_index: bool = True
+    state_gin_index: bool = False  # docs/BENCHMARKS.md: it slows every flush, serves no query
     auth_mode: str = "dev"
     auth_tokens: tuple[tuple[str, str], ...] = ()  # (user, sha256 digest of the token)
     cors_origins: tuple[str, ...] = ()
@@ -219,7 +219,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
         db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 2, 1, 60),
         state_flush_interval_ms=_int(env, "STATE_FLUSH_INTERVAL_MS", 350, 10, 60_000),
-        state_gin_index=_bool(env, "STATE_GIN_INDEX", True),
+        state_gin_index=_bool(env, "STATE_GIN_INDEX", False),
         auth_mode=auth_mode,
         auth_tokens=tokens,
         cors_origins=cors,

@@ -31,6 +31,7 @@ from council_app.store.base import (
 from council_app.store.schema import (
     GIN_INDEX_NAME,
     PG_MERGE_FUNCTION,
+    SESSION_STATE_FILLFACTOR,
     metadata,
     session_state,
     sessions,
@@ -141,6 +142,10 @@ class PostgresStore(SqlMetadata, StateStore):
         with self._tx() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
             metadata.create_all(conn, checkfirst=True)
+            # Tables made before the fillfactor was part of the schema get it too.
+            conn.execute(
+                text(f"ALTER TABLE session_state SET (fillfactor = {SESSION_STATE_FILLFACTOR})")
+            )
             conn.execute(text(PG_MERGE_FUNCTION))
         self._ensure_gin_index()
 

@@ -51,6 +51,8 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 metadata = MetaData()
 
+SESSION_STATE_FILLFACTOR = 50
+
 sessions = Table(
     "sessions",
     metadata,
@@ -79,6 +81,10 @@ session_state = Table(
     Column("progress", JSONDocument, nullable=True),
     Column("revision", BigInteger, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    # Room on each page for the new version of a row, so that progress flushes stay
+    # heap-only (HOT) updates: no index is touched and the TOASTed document is not re-read
+    # (see docs/BENCHMARKS.md).
+    postgresql_with={"fillfactor": SESSION_STATE_FILLFACTOR},
 )
 
 GIN_INDEX_NAME = "ix_session_state_state_gin"

@@ -6,11 +6,37 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from council_app.store import legacy_files
 from council_app.store.base import SessionRow, meta_from_state
 from council_app.store.schema import session_state, sessions
+
+# The columns SessionRow reads: never the legacy ``state`` text, which can hold a whole
+# document in an old SQLite database and would make these reads grow with it.
+_ROW_COLUMNS = (
+    sessions.c.id,
+    sessions.c.user_id,
+    sessions.c.question,
+    sessions.c.status,
+    sessions.c.current_step,
+    sessions.c.cost,
+    sessions.c.total_tokens,
+    sessions.c.created_at,
+    sessions.c.updated_at,
+    sessions.c.deleted_at,
+)
+
+# Built once: the hot path (/status) should not rebuild and re-key a statement per poll.
+_GET_SESSION = select(*_ROW_COLUMNS).where(sessions.c.id == bindparam("sid"))
+_LOAD_HOT = (
+    select(*_ROW_COLUMNS, session_state.c.progress)
+    .select_from(sessions.outerjoin(session_state, session_state.c.session_id == sessions.c.id))
+    .where(sessions.c.id == bindparam("sid"))
+)
+_RUNNING = select(sessions.c.id).where(
+    sessions.c.status.in_(("executing", "reviewing")), sessions.c.deleted_at.is_(None)
+)
 
 
 class SqlMetadata:
@@ -24,7 +50,7 @@ class SqlMetadata:
 
     def get_session(self, session_id: str) -> SessionRow | None:
         with self._tx() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            row = conn.execute(_GET_SESSION, {"sid": session_id}).first()
         if row is not None:
             return SessionRow.from_db(row)
         legacy = legacy_files.read_state(self.sessions_dir, session_id)
@@ -32,7 +58,7 @@ class SqlMetadata:
 
     def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
         query = (
-            select(sessions)
+            select(*_ROW_COLUMNS)
             .where(sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None))
             .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
             .limit(offset + limit)
@@ -42,11 +68,8 @@ class SqlMetadata:
         return self._legacy.merge(rows, self._ids_in_db, user_id, limit, offset)
 
     def running_sessions(self) -> list[str]:
-        query = select(sessions.c.id).where(
-            sessions.c.status.in_(("executing", "reviewing")), sessions.c.deleted_at.is_(None)
-        )
         with self._tx() as conn:
-            return list(conn.execute(query).scalars())
+            return list(conn.execute(_RUNNING).scalars())
 
     def _ids_in_db(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -59,15 +82,8 @@ class SqlMetadata:
         return found
 
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
-        query = (
-            select(sessions, session_state.c.progress)
-            .select_from(
-                sessions.outerjoin(session_state, session_state.c.session_id == sessions.c.id)
-            )
-            .where(sessions.c.id == session_id)
-        )
         with self._tx() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_LOAD_HOT, {"sid": session_id}).first()
         if row is None:
             legacy = legacy_files.read_state(self.sessions_dir, session_id)
             if legacy is None:
