@@ -4,8 +4,7 @@ close to the cheapest database-backed route this stack can serve.
 Starts the real app (bench/status_app.py) under gunicorn with 2 sync workers on a free
 loopback port, against a schema of its own holding one 2 KB and one 300 KB session, and
 drives it with wrk (or a bounded Python keep-alive load generator when wrk is missing).
-The routes are measured in interleaved rounds so drift hits them alike; a second server
-runs the same app with the load_hot change this benchmark recommends.
+The routes are measured in interleaved rounds so drift hits them alike.
 
 Usage: python bench/bench_status.py [--smoke] [--loadgen wrk|python]
 """
@@ -82,10 +81,9 @@ def seed(url: str) -> dict[str, tuple[str, int]]:
 class Server:
     """gunicorn serving status_app, stopped (by its own pid) however the bench ends."""
 
-    def __init__(self, url: str, log_path: Path, proposed: bool = False) -> None:
+    def __init__(self, url: str, log_path: Path) -> None:
         self.port = free_port()
         env = dict(os.environ)
-        env["BENCH_PROPOSED_LOAD_HOT"] = "1" if proposed else "0"
         env.update(
             {
                 "DATABASE_URL": url,
@@ -224,31 +222,23 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
         small_path = f"/api/sessions/{seeded['2k'][0]}/status"
         big_path = f"/api/sessions/{seeded['300k'][0]}/status"
         big_kb = f"{seeded['300k'][1] / 1000:.0f} KB"
-        # (name, server index, path): server 0 runs the app as it is; server 1 the same app
-        # with the load_hot change recommended below, so both are measured in one run.
         routes = [
-            ("minimal route (1 small row by PK)", 0, f"/bench/minimal/{seeded['2k'][0]}"),
-            (f"/status, {seeded['2k'][1] / 1000:.0f} KB session", 0, small_path),
-            (f"/status, {big_kb} session", 0, big_path),
-            (f"/status, {big_kb} session, proposed load_hot", 1, big_path),
+            ("minimal route (1 small row by PK)", f"/bench/minimal/{seeded['2k'][0]}"),
+            (f"/status, {seeded['2k'][1] / 1000:.0f} KB session", small_path),
+            (f"/status, {big_kb} session", big_path),
         ]
         log_path = Path(tempfile.gettempdir()) / f"council-bench-gunicorn-{os.getpid()}.log"
-        servers: list[Server] = []
-        results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in routes}
+        server = Server(url, log_path)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in routes}
         try:
-            servers.append(Server(url, log_path))
-            servers.append(Server(url, log_path.with_suffix(".proposed.log"), proposed=True))
-            for server in servers:
-                server.wait_ready(routes[0][2])
-            for _, i, path in routes:  # warm both workers' pools and caches
-                drive(servers[i].port, path, 1.0)
+            server.wait_ready(routes[0][1])
+            for _, path in routes:  # warm both workers' pools and caches
+                drive(server.port, path, 1.0)
             for r in range(rounds):  # each round starts with a different route
-                for name, i, path in routes[r % len(routes) :] + routes[: r % len(routes)]:
-                    results[name].append(drive(servers[i].port, path, seconds))
+                for name, path in routes[r % len(routes) :] + routes[: r % len(routes)]:
+                    results[name].append(drive(server.port, path, seconds))
         finally:
-            for server in servers:
-                server.stop()
-        log_path.with_suffix(".proposed.log").unlink(missing_ok=True)
+            server.stop()
         log_tail = log_path.read_text(errors="replace")[-2000:]
         log_path.unlink(missing_ok=True)
 
@@ -256,8 +246,8 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
     for name, runs in results.items():
         agg[name] = {k: median([r[k] for r in runs]) for k in runs[0]}
         agg[name]["errors"] = sum(r["errors"] for r in runs)
-    names = [name for name, _, _ in routes]
-    minimal_runs, small_runs, big_runs, proposed_runs = (results[n] for n in names)
+    names = [name for name, _ in routes]
+    minimal_runs, small_runs, big_runs = (results[n] for n in names)
     # Other jobs come and go on a shared machine: compare the routes within each round (they
     # ran back to back) and take the median of those ratios, not a ratio of medians.
     per_round_vs_min = {
@@ -268,9 +258,6 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
     }
     size_ratio = median([b["rps"] / s["rps"] for b, s in zip(big_runs, small_runs, strict=True)])
     ceiling_ratio = min(per_round_vs_min[names[1]], per_round_vs_min[names[2]])
-    proposed_gain = median(
-        [p["rps"] / b["rps"] for p, b in zip(proposed_runs, big_runs, strict=True)]
-    )
     rows: list[list[Any]] = []
     for name in names:
         a = agg[name]
@@ -318,28 +305,13 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
             f"(medians of per-round ratios over {rounds} rounds)",
         )
     )
-    proposed_vs_min = per_round_vs_min[names[3]]
     if ceiling_ratio < 0.8:
-        where = "most of" if proposed_vs_min >= 0.8 else "part of"
         section.findings.append(
-            f"Bottleneck behind target 3 (app code, not bench/): `/status` serves "
-            f"{ceiling_ratio:.2f}x the requests/s of the minimal route, whatever the size of the "
-            f"document (300 KB / 2 KB = {size_ratio:.2f}); {where} the gap is "
-            "`SqlMetadata.load_hot` (`council_app/store/sql_common.py`). Each call builds "
-            "`select(sessions, session_state.c.progress).select_from(outerjoin(...))"
-            ".where(...)` anew, so SQLAlchemy constructs the statement and computes its cache "
-            "key on every poll, and it selects every column of `sessions`, including the "
-            "legacy `state` text that `SessionRow` never reads (NULL in PostgreSQL, but on a "
-            "legacy SQLite database it holds the whole document, which would make /status "
-            "size-dependent there). Fix: build the statement once at import with "
-            "`bindparam('sid')`, naming only the columns `SessionRow.from_db` reads plus "
-            "`session_state.progress` (as `proposed_load_hot` in `bench/status_app.py` does). "
-            "Measured in this run, the same app with that change (a second gunicorn) serves "
-            f"{proposed_gain:.2f}x the requests/s of `/status` as it is, "
-            f"{proposed_vs_min:.2f}x the minimal route. What remains is per-request Python "
-            "work the minimal route skips (SessionRow with three UTC conversions, ownership "
-            "and lease checks, a larger body; profiled with cProfile). Both routes also pay "
-            "one extra round trip per request for `pool_pre_ping=True`."
+            f"Target 3: `/status` serves {ceiling_ratio:.2f}x the requests/s of the minimal "
+            f"route, whatever the size of the document (300 KB / 2 KB = {size_ratio:.2f}): the "
+            "gap is per-request work the minimal route skips (the join with the hot column, "
+            "SessionRow with its UTC conversions, ownership and lease checks, a larger body), "
+            "not the document. Profile with `python -m cProfile` on the Flask test client."
         )
     section.seconds = time.perf_counter() - started
     return section

@@ -181,12 +181,14 @@ WAL flush (`synchronous_commit=on`), which is what caps write-through on this di
 
 Item 2 flushes progress into N dirty sessions whose stored state is about 2 KB and about
 300 KB of random-word JSON (TOAST compresses it only a little), in three variants side by
-side (each in its own schema, rounds interleaved): GIN index on (as the app ships), GIN off,
-and GIN on with `fillfactor` 50. The progress flush updates only the small `progress` column
+side (each in its own schema, rounds interleaved): the app as it ships (`create_schema` with
+the default settings), the same with the other `STATE_GIN_INDEX` setting, and GIN on with
+`session_state` forced back to PostgreSQL's default fillfactor 100, the layout the first runs
+of this benchmark found wanting. The progress flush updates only the small `progress` column
 and PostgreSQL keeps the TOASTed `state` value as it is, so time and WAL should not depend on
-the document: unless the new row version does not fit on its page (*HOT %* below 100), in
-which case the update inserts into every index, and a GIN index re-reads the whole unchanged
-document to do so. The *naive* column folds the same progress into the document
+the document: unless the new row version does not fit on its page (*HOT %* well below 100),
+in which case the update inserts into every index, and a GIN index re-reads the whole
+unchanged document to do so. The *naive* column folds the same progress into the document
 and writes the document back (one batched statement): its WAL grows with the document.
 *write_state* is the cold path (one full-document compare-and-set, e.g. a step transition).
 WAL bytes come from `pg_current_wal_lsn()` before and after; they include whatever else the
@@ -204,10 +206,8 @@ gunicorn with 2 sync workers, with one 2 KB and one 300 KB session written strai
 the store. *minimal route* is `GET /bench/minimal/<id>` (added only in `bench/status_app.py`):
 one small row by primary key through the same engine, returned with `jsonify`, the ceiling
 of Flask + SQLAlchemy + psycopg2 here. `/status` reads the metadata row and the small hot
-column only (`load_hot`), so the 300 KB session costs what the 2 KB one does. The last row
-is a second gunicorn running the same app with the `load_hot` change recommended under
-*Findings* (`BENCH_PROPOSED_LOAD_HOT=1` in `bench/status_app.py`), measured in the same
-rounds. The routes run back to back in each round, in rotating order; the targets use the
+column only (`load_hot`, one prebuilt statement), so the 300 KB session costs what the 2 KB
+one does. The routes run back to back in each round, in rotating order; the targets use the
 median of per-round ratios, so other jobs' load between rounds cancels out. The load
 generator shares the two cores with gunicorn and PostgreSQL; latencies are per request, at
 the stated concurrency.
