@@ -19,9 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 import psycopg2.extras  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from council_app.settings import normalize_database_url  # noqa: E402
 from council_app.store.base import hot_part  # noqa: E402
+from council_app.store.scratch import scratch_schema  # noqa: E402
 from tests.migration.legacy_tree import write_tree  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -66,20 +64,9 @@ class Result:
         return self.rate / self.raw_rows_per_s
 
 
-@contextmanager
-def bench_schema(base_url: str) -> Iterator[str]:
+def bench_schema(base_url: str) -> AbstractContextManager[str]:
     """A fresh schema; the URL returned has it as search_path.  Dropped on the way out."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return scratch_schema(base_url, "bench")
 
 
 # Linux keeps the forking process's peak RSS in a child's ru_maxrss across exec, and this

@@ -14,9 +14,7 @@ import string
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,9 @@ if str(ROOT) not in sys.path:  # the scripts run as `python bench/x.py`
 
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy import event  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from council_app.settings import Settings, normalize_database_url  # noqa: E402
+from council_app.store.scratch import scratch_schema  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -40,20 +38,9 @@ def base_url() -> str:
     return normalize_database_url(raw)[0]
 
 
-@contextmanager
-def bench_schema(prefix: str = "bench") -> Iterator[str]:
+def bench_schema(prefix: str = "bench") -> AbstractContextManager[str]:
     """A URL whose search_path is a fresh schema, dropped (with everything in it) on exit."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url())
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    return scratch_schema(base_url(), prefix)
 
 
 def bench_settings(url: str, **overrides: Any) -> Settings:

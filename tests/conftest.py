@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from council_app.settings import Settings, normalize_database_url
+from council_app.store.scratch import scratch_schema
 
 TEST_DATABASE_URL = normalize_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -50,17 +49,8 @@ def _require_postgres() -> None:
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
     _require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(TEST_DATABASE_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(TEST_DATABASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(TEST_DATABASE_URL) as url:
+        yield url
 
 
 def sqlite_settings(tmp_path: Path, **overrides: object) -> Settings:
