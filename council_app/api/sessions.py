@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from council_app.api.auth import current_user
 from council_app.api.errors import ApiError
-from council_app.api.openapi import doc, form_body, json_body, q_bool, q_int, ref
+from council_app.api.openapi import F, doc, form_body, json_body, q_bool, q_int, ref
 from council_app.services import services
 from council_app.session_ids import is_valid_session_id, session_dir
 from council_app.settings import parse_bool
@@ -178,20 +179,25 @@ def put_council(session_id: str) -> Response:
     return jsonify(services().workflow.set_council(session_id, payload))
 
 
+def _background_step_doc(summary: str) -> Callable[[F], F]:
+    """What execute and peer_review share: 202 when started, 200 when already done."""
+    return doc(
+        summary,
+        query=[q_bool("force", "Run again even if it already ran")],
+        ok=ref("RunStarted"),
+        status=202,
+        responses={
+            200: {
+                "description": "Nothing started (already done)",
+                "content": {"application/json": {"schema": ref("RunStarted")}},
+            }
+        },
+        errors=(400, 401, 404, 409, 410, 503),
+    )
+
+
 @bp.post("/<session_id>/execute")
-@doc(
-    "Start the council's answers in the background (poll /status)",
-    query=[q_bool("force", "Run again even if it already ran")],
-    ok=ref("RunStarted"),
-    status=202,
-    responses={
-        200: {
-            "description": "Nothing started (already done)",
-            "content": {"application/json": {"schema": ref("RunStarted")}},
-        }
-    },
-    errors=(400, 401, 404, 409, 410, 503),
-)
+@_background_step_doc("Start the council's answers in the background (poll /status)")
 def execute(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_execute(session_id, flag("force"))
@@ -199,19 +205,7 @@ def execute(session_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/<session_id>/peer_review")
-@doc(
-    "Start the peer review in the background (poll /status)",
-    query=[q_bool("force", "Run again even if it already ran")],
-    ok=ref("RunStarted"),
-    status=202,
-    responses={
-        200: {
-            "description": "Nothing started (already done)",
-            "content": {"application/json": {"schema": ref("RunStarted")}},
-        }
-    },
-    errors=(400, 401, 404, 409, 410, 503),
-)
+@_background_step_doc("Start the peer review in the background (poll /status)")
 def peer_review(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_review(session_id, flag("force"))
