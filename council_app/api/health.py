@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,15 +19,17 @@ bp = Blueprint("health", __name__, url_prefix="/api")
 
 CHECK_TIMEOUT_S = 1.5
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _checker() -> ThreadPoolExecutor:
+    """Threads that run the ping, so a hung database cannot hold the request.  One pool
+    per process: a pool inherited through fork has no threads behind it."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="health")
-        return _pool
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+        return _pool[1]
 
 
 @bp.get("/health")
