@@ -170,7 +170,7 @@ def test_thread_restarts_in_forked_child(parts) -> None:
     assert store.load(ids[0]).state["progress"] == {"execution": 1}
 
 
-def test_database_unreachable_then_back_loses_nothing(pg_url: str, tmp_path) -> None:
+def test_database_unreachable_then_back_loses_nothing(pg_url: str, tmp_path, caplog) -> None:
     from sqlalchemy.engine import make_url
 
     target = make_url(TEST_DATABASE_URL)
@@ -191,6 +191,10 @@ def test_database_unreachable_then_back_loses_nothing(pg_url: str, tmp_path) -> 
             assert flusher.flush() is False
         assert flusher.stats.failed_flushes == 5
         assert flusher.stats.last_error
+        failures = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(failures) == 5
+        assert all(m.startswith("Warning: batched update failed") for m in failures)
+        assert all("PostgreSQL unavailable" in m for m in failures)  # names the error
         assert flusher.pending_sessions == 3
         with pytest.raises(StoreUnavailable):  # reads say so; progress stays held in memory
             states.hot(ids[0])
