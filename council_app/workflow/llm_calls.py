@@ -1,0 +1,82 @@
+"""One LLM call as the workflow makes it: priced into the run's meter, logged per session."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from council_app.providers import Completion, LLMProvider, ProviderError
+from council_app.providers.pricing import PriceTable
+from council_app.session_ids import session_dir
+from council_app.workflow.costs import CostMeter
+from council_app.workflow.session_log import SessionLog
+
+log = logging.getLogger(__name__)
+
+
+class LlmCalls:
+    def __init__(self, provider: LLMProvider, prices: PriceTable, sessions_root: Path) -> None:
+        self.provider = provider
+        self.prices = prices
+        self.sessions_root = sessions_root
+
+    def call(
+        self,
+        sid: str,
+        step: str,
+        agent: str,
+        messages: list[dict[str, str]],
+        model: str,
+        meter: CostMeter,
+        *,
+        reasoning_effort: str | None = None,
+        json_mode: bool = False,
+    ) -> Completion:
+        """One LLM call: cost added to the meter and one line in the session's log."""
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"step": step, "agent": agent, "model": model, "prompt": messages}
+        try:
+            completion = self.provider.complete(
+                messages,
+                model=model,
+                task=step,
+                reasoning_effort=reasoning_effort,
+                json_mode=json_mode,
+            )
+        except ProviderError as e:
+            # Same keys as a successful call, so log readers need no special case.
+            entry.update(
+                provider=self.provider.name,
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                error=str(e),
+                response=None,
+            )
+            self._log(sid, entry)
+            raise
+        cost = self.prices.cost_usd(
+            completion.model, completion.input_tokens, completion.output_tokens, completion.provider
+        )
+        meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)
+        entry.update(
+            provider=completion.provider,
+            model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cost_usd=cost,
+            duration_ms=round(completion.duration_ms, 1),
+            error=None,
+            response=completion.text,
+        )
+        self._log(sid, entry)
+        return completion
+
+    def _log(self, sid: str, entry: dict[str, Any]) -> None:
+        try:
+            SessionLog(session_dir(self.sessions_root, sid)).append(entry)
+        except OSError as e:
+            log.warning("Could not append to the log of %s: %s", sid, e)
