@@ -193,6 +193,31 @@ def _open_connection(store: PostgresStore) -> Connection:
     return conn
 
 
+def _drive(
+    batcher: _Batcher,
+    exists: bool,
+    absent: str,
+    opts: Options,
+    legacy: LegacyDb | None,
+    summary: Summary,
+    progress: Progress,
+    out: TextIO | None,
+) -> Iterator[int]:
+    """Send every batch of the sources through ``batcher`` and record the outcomes; yields
+    the number of batches done.  Without the tables every session is ``absent``."""
+    stream = read_ahead(batches(_sources(opts, legacy), opts.batch_size))
+    for done, batch in enumerate(stream, start=1):
+        if not batch.items:
+            outcomes = {}
+        elif exists:
+            outcomes = batcher.run(batch.items)
+        else:
+            outcomes = dict.fromkeys((i.session_id for i in batch.items), absent)
+        _record(batch, outcomes, summary, out, opts.verbose)
+        progress.advance(len(batch.items) + len(batch.failures), batch.size)
+        yield done
+
+
 def run_migrate(
     store: PostgresStore,
     opts: Options,
@@ -216,16 +241,7 @@ def run_migrate(
         sql = target.MIGRATE_SQL if not opts.dry_run else target.CLASSIFY_SQL
         batcher = _Batcher(conn, sql, opts.force, write=not opts.dry_run)
 
-        stream = read_ahead(batches(_sources(opts, legacy), opts.batch_size))
-        for done, batch in enumerate(stream, start=1):
-            if not batch.items:
-                outcomes = {}
-            elif exists:
-                outcomes = batcher.run(batch.items)
-            else:
-                outcomes = dict.fromkeys((i.session_id for i in batch.items), target.MIGRATED)
-            _record(batch, outcomes, summary, out, opts.verbose)
-            progress.advance(len(batch.items) + len(batch.failures), batch.size)
+        for done in _drive(batcher, exists, target.MIGRATED, opts, legacy, summary, progress, out):
             if opts.stop_after_batches is not None and done >= opts.stop_after_batches:
                 os.kill(os.getpid(), signal.SIGKILL)  # an abrupt stop, for the rerun test
     except DBAPIError as e:
@@ -249,15 +265,8 @@ def run_verify(
         conn.rollback()
         batcher = _Batcher(conn, target.VERIFY_SQL, False, write=False)
 
-        for batch in read_ahead(batches(_sources(opts, legacy), opts.batch_size)):
-            if not batch.items:
-                outcomes = {}
-            elif exists:
-                outcomes = batcher.run(batch.items)
-            else:
-                outcomes = dict.fromkeys((i.session_id for i in batch.items), target.MISSING)
-            _record(batch, outcomes, summary, out, opts.verbose)
-            progress.advance(len(batch.items) + len(batch.failures), batch.size)
+        for _ in _drive(batcher, exists, target.MISSING, opts, legacy, summary, progress, out):
+            pass
     except DBAPIError as e:
         raise MigrationAborted(_reason(e)) from e
     finally:
