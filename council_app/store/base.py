@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 # Keys kept in the small hot column.  A state write copies them there; progress flushes
 # deep-merge into it; every read overlays it on the document.
 HOT_KEYS: tuple[str, ...] = (
@@ -102,6 +104,11 @@ def progress_applies(write: ProgressWrite, stored_revision: int, stored_hot: Any
         run = stored_hot.get("run") if isinstance(stored_hot, dict) else None
         return isinstance(run, dict) and run.get("id") == write.run_id
     return stored_revision < write.revision
+
+
+def json_text(value: Any) -> str:
+    """JSON for the database driver (orjson: the documents are large)."""
+    return orjson.dumps(value).decode()
 
 
 def deep_merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

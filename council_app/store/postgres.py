@@ -25,6 +25,7 @@ from council_app.store.base import (
     StoreError,
     StoreUnavailable,
     hot_part,
+    json_text,
     meta_from_state,
     overlay_hot,
 )
@@ -77,10 +78,6 @@ _FLUSH_SQL = text(
 )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 class PostgresStore(SqlMetadata, StateStore):
     backend = "postgresql"
 
@@ -94,7 +91,7 @@ class PostgresStore(SqlMetadata, StateStore):
             pool_pre_ping=True,
             pool_timeout=settings.db_connect_timeout_s,
             pool_recycle=1800,
-            json_serializer=_dumps,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
             connect_args={
                 "connect_timeout": settings.db_connect_timeout_s,
@@ -211,8 +208,8 @@ class PostgresStore(SqlMetadata, StateStore):
                     ),
                     {
                         "sid": session_id,
-                        "state": _dumps(state),
-                        "hot": _dumps(hot_part(state)),
+                        "state": json_text(state),
+                        "hot": json_text(hot_part(state)),
                         "rev": new_revision,
                         "now": now,
                     },
@@ -280,7 +277,7 @@ class PostgresStore(SqlMetadata, StateStore):
             for w in writes
         ]
         with self._tx() as conn:
-            applied = {r[0] for r in conn.execute(_FLUSH_SQL, {"batch": _dumps(batch)})}
+            applied = {r[0] for r in conn.execute(_FLUSH_SQL, {"batch": json_text(batch)})}
         return [w.session_id for w in writes if w.session_id not in applied]
 
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:

@@ -31,6 +31,7 @@ from council_app.store.base import (
     StoreUnavailable,
     deep_merge,
     hot_part,
+    json_text,
     meta_from_state,
     overlay_hot,
     progress_applies,
@@ -73,7 +74,7 @@ class SqliteFileStore(SqlMetadata, StateStore):
         self.sessions_dir = Path(settings.sessions_dir)
         self.engine = create_engine(
             settings.database_url,
-            json_serializer=lambda v: orjson.dumps(v).decode(),
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
         _install_sqlite_pragmas(self.engine)
