@@ -7,10 +7,11 @@ names the variable and what was expected, so start-up can stop without a traceba
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -153,8 +154,7 @@ def parse_bool(raw: str) -> bool | None:
 
 
 def hash_token(token: str) -> str:
-    import hashlib
-
+    """How bearer tokens are kept and compared: only their SHA-256 digest."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -238,12 +238,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         progress_api=_bool(env, "PROGRESS_API", False),
     )
-
-
-def settings_from_mapping(values: Mapping[str, object]) -> Settings:
-    """Settings from a test_config dict of field names (for create_app in tests)."""
-    known = {f.name for f in fields(Settings)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return Settings(**values)  # type: ignore[arg-type]

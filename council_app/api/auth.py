@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from flask import request
 
 from council_app.api.errors import ApiError
 from council_app.services import services
-from council_app.settings import DEV_USER
+from council_app.settings import DEV_USER, hash_token
 
 MAX_USER_ID = 320
 
@@ -25,7 +24,7 @@ def current_user() -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'")
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    digest = hash_token(token.strip())
     # Compare against every configured digest, each in constant time, without stopping early.
     matched = None
     for user, known in settings.auth_tokens:

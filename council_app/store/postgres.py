@@ -14,7 +14,7 @@ from sqlalchemy import Connection, create_engine, func, insert, select, text, up
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from council_app.settings import Settings, mask_url
+from council_app.settings import Settings
 from council_app.store import legacy_files
 from council_app.store.base import (
     ProgressWrite,
@@ -83,7 +83,6 @@ class PostgresStore(SqlMetadata, StateStore):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.url_masked = mask_url(settings.database_url)
         self.engine = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
