@@ -185,9 +185,22 @@ def _tokens(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def process_environment(dotenv_path: Path = Path(".env")) -> dict[str, str]:
+    """``os.environ`` laid over the working directory's ``.env`` file.
+
+    The server this one replaces told users to keep their API key in ``.env``; the real
+    environment still wins, so a deployment's variables are never overridden by a stray file.
+    """
+    from dotenv import dotenv_values
+
+    from_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    return {**from_file, **os.environ}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from an environment mapping (``os.environ`` by default)."""
-    env = os.environ if env is None else env
+    """Build Settings from an environment mapping (the process environment over ``.env``
+    by default)."""
+    env = process_environment() if env is None else env
     database_url = DEFAULT_SQLITE_URL
     raw_url = env.get("DATABASE_URL", "").strip()
     if raw_url:

@@ -96,3 +96,25 @@ def test_invalid_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
         "Configuration error: DB_POOL_SIZE='lots' is invalid; expected a whole number "
         "from 1 to 1000"
     ]
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(
+        "# the old server's advice: keep the key here\n"
+        "OPENAI_API_KEY=sk-from-dotenv\n"
+        "COUNCIL_MODEL=model-from-dotenv\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("COUNCIL_MODEL", "model-from-environment")
+    settings = load_settings()
+    assert settings.openai_api_key == "sk-from-dotenv"
+    assert settings.council_model == "model-from-environment"
+
+
+def test_no_dotenv_file_is_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert load_settings().openai_api_key is None
