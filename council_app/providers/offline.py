@@ -11,10 +11,12 @@ import hashlib
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from .base import Completion, estimate_tokens
+from .base import Completion, OnDelta, ProviderCancelled, ProviderError, estimate_tokens
 
 
 def _words(text: str) -> frozenset[str]:
@@ -200,13 +202,25 @@ _GENERALISTS: list[tuple[str, str, str, bool]] = [
 _SCORE_WEIGHTS = (1, 3, 5, 6, 4)  # scores 1..5: mostly 3-4, occasionally extreme
 
 
+FAIL_MARKER = "[offline-fail]"
+_STREAM_CHUNKS = 8
+_SIMULATED_URLS = ("https://example.com/search-result-1", "https://example.com/search-result-2")
+
+
 class OfflineProvider:
-    """Deterministic stand-in for an LLM; shapes its output by ``task``."""
+    """Deterministic stand-in for an LLM; shapes its output by ``task``.
+
+    ``fail_members`` (``OFFLINE_FAIL_MEMBERS``) names members whose calls fail on purpose,
+    as does ``[offline-fail]`` in a member's name or persona, so failure paths can be shown
+    without a real provider.  Text is streamed to ``on_delta`` in a few chunks, the
+    simulated latency spread between them, and ``cancel`` is honoured between chunks.
+    """
 
     name = "offline"
 
-    def __init__(self, latency_ms: int = 0) -> None:
+    def __init__(self, latency_ms: int = 0, fail_members: frozenset[str] = frozenset()) -> None:
         self.latency_ms = max(0, int(latency_ms))
+        self.fail_members = frozenset(n.strip().casefold() for n in fail_members if n.strip())
 
     def complete(
         self,
@@ -216,18 +230,38 @@ class OfflineProvider:
         task: str,
         reasoning_effort: str | None = None,
         json_mode: bool = False,
+        web_search: bool = False,
+        on_delta: OnDelta | None = None,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> Completion:
         """Produce the canned-but-plausible output for ``task`` after the simulated latency."""
         started = time.perf_counter()
-        if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)  # simulated network/model latency
         prompt = _Prompt(messages, task)
+        if self._fails(prompt):
+            raise ProviderError(
+                f"offline provider: member {prompt.agent_name!r} fails on purpose "
+                "(OFFLINE_FAIL_MEMBERS or [offline-fail] in its name or persona)"
+            )
         writer = {
             "build": _build,
             "review": _review,
             "synthesize": _synthesize,
         }.get(task, _execute)
         text = writer(prompt)
+        self._stream(text, on_delta, cancel, deadline)
+        tools_used: list[dict[str, Any]] = []
+        citations: list[dict[str, str]] = []
+        if web_search and task in ("execute", "review"):
+            tools_used.append(
+                {
+                    "tool": "web_search",
+                    "query": _short(prompt.question, 80),
+                    "urls": list(_SIMULATED_URLS),
+                    "simulated": True,
+                }
+            )
+            citations = [{"url": u, "title": "Simulated result"} for u in _SIMULATED_URLS]
         return Completion(
             text=text,
             model=model,
@@ -235,7 +269,40 @@ class OfflineProvider:
             input_tokens=sum(estimate_tokens(m.get("content") or "") for m in messages),
             output_tokens=estimate_tokens(text),
             duration_ms=(time.perf_counter() - started) * 1000,
+            tools_used=tools_used,
+            citations=citations,
         )
+
+    def _fails(self, prompt: _Prompt) -> bool:
+        name = prompt.agent_name.casefold()
+        if name in self.fail_members:
+            return True
+        return FAIL_MARKER in name or FAIL_MARKER in prompt.system.casefold()
+
+    def _stream(
+        self,
+        text: str,
+        on_delta: OnDelta | None,
+        cancel: threading.Event | None,
+        deadline: float | None,
+    ) -> None:
+        """Wait the simulated latency in slices, handing out the text as it "arrives"."""
+        chunks = _STREAM_CHUNKS if (on_delta or self.latency_ms) else 1
+        pause = self.latency_ms / 1000 / chunks
+        size = max(1, -(-len(text) // chunks))
+        for i in range(chunks):
+            if (cancel is not None and cancel.wait(pause)) or (cancel is None and _sleep(pause)):
+                raise ProviderCancelled("offline provider: cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                raise ProviderCancelled("offline provider: deadline passed")
+            if on_delta is not None:
+                on_delta(text[: size * (i + 1)])
+
+
+def _sleep(seconds: float) -> bool:
+    if seconds > 0:
+        time.sleep(seconds)
+    return False
 
 
 class _Prompt:
