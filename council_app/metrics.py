@@ -206,10 +206,3 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry, path=path)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def mark_process_dead(pid: int) -> None:
-    """For gunicorn's child_exit: drop a dead worker's live gauges from the sums."""
-    path = multiprocess_dir()
-    if path:
-        multiprocess.mark_process_dead(pid, path)
