@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from council_app.settings import Settings
-from council_app.store import legacy_files
+from council_app.store import legacy_files, schema_versions
 from council_app.store.base import (
     ProgressWrite,
     RevisionConflict,
@@ -31,9 +31,6 @@ from council_app.store.base import (
 )
 from council_app.store.schema import (
     GIN_INDEX_NAME,
-    PG_MERGE_FUNCTION,
-    SESSION_STATE_FILLFACTOR,
-    metadata,
     session_state,
     sessions,
     utcnow,
@@ -137,12 +134,7 @@ class PostgresStore(SqlMetadata, StateStore):
     def create_schema(self) -> None:
         with self._tx() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-            metadata.create_all(conn, checkfirst=True)
-            # Tables made before the fillfactor was part of the schema get it too.
-            conn.execute(
-                text(f"ALTER TABLE session_state SET (fillfactor = {SESSION_STATE_FILLFACTOR})")
-            )
-            conn.execute(text(PG_MERGE_FUNCTION))
+            schema_versions.upgrade_to_head(conn)
         self._ensure_gin_index()
 
     def _ensure_gin_index(self) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, create_engine, event, func, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from council_app.settings import Settings
-from council_app.store import legacy_files
+from council_app.store import legacy_files, schema_versions
 from council_app.store.base import (
     ProgressWrite,
     RevisionConflict,
@@ -36,7 +36,7 @@ from council_app.store.base import (
     overlay_hot,
     progress_applies,
 )
-from council_app.store.schema import metadata, session_state, sessions, utcnow
+from council_app.store.schema import session_state, sessions, utcnow
 from council_app.store.sql_common import SqlMetadata
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class SqliteFileStore(SqlMetadata, StateStore):
     def create_schema(self) -> None:
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         with self._tx(write=True) as conn:
-            metadata.create_all(conn, checkfirst=True)
+            schema_versions.upgrade_to_head(conn)
 
     # -- reads --------------------------------------------------------------------------
 
