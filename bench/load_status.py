@@ -152,7 +152,7 @@ def prepare_sessions(port: int, count: int) -> list[str]:
             body.encode(),
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
-        assert status == 201, created
+        assert status == 200, created
         sid = created["session_id"]
         status, council = request(port, "POST", f"/api/sessions/{sid}/build_council")
         assert status == 200, council
@@ -199,7 +199,7 @@ class Executor(threading.Thread):
                 status, body = request(
                     self.port, "POST", f"/api/sessions/{sid}/execute?force=true", conn=conn
                 )
-                if status == 202:
+                if status == 200 and body.get("status") == "accepted":
                     running.add(sid)
                     self.started += 1
                 elif status != 409:  # 409: still finishing; try again next round

@@ -68,6 +68,8 @@ def normalize_database_url(raw: str) -> tuple[str, str | None]:
     """
     value = raw.strip()
     if value.startswith("postgres://"):
+    # The old server's users have six-agent councils and no documented cap: keep twice that.
+    council_max_agents: int = 12
         value = "postgresql://" + value[len("postgres://") :]
     try:
         url = make_url(value)
@@ -79,6 +81,9 @@ def normalize_database_url(raw: str) -> tuple[str, str | None]:
     note = None
     if url.get_backend_name() == "postgresql":
         # Only the explicit driver counts: SQLAlchemy's default for a bare postgresql://
+    # On PostgreSQL, step writes are copied to sessions/<id>/state.json so that a rollback
+    # (DATABASE_URL unset) loses nothing; turn off once the confidence window has passed.
+    state_file_mirror: bool = True
         # differs between versions, and this app always runs on psycopg2.
         driver = url.drivername.partition("+")[2]
         if driver == "asyncpg":
@@ -251,3 +256,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         progress_api=_bool(env, "PROGRESS_API", False),
     )
+        council_max_agents=_int(env, "COUNCIL_MAX_AGENTS", 12, 1, 100),
+        state_file_mirror=_bool(env, "STATE_FILE_MIRROR", True),

@@ -69,9 +69,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "SessionCreated": {
         "type": "object",
-        "required": ["session_id", "question", "context_files"],
+        "required": ["session_id", "status", "question", "context_files"],
         "properties": {
             "session_id": _STR,
+            "status": {**_STR, "description": "idle: created, no step run yet"},
             "question": _STR,
             "context_files": {
                 "type": "array",
@@ -371,6 +372,16 @@ def _generic(rule: Rule) -> dict[str, Any]:
     }
 
 
+def _with_agent_cap(app: Flask) -> dict[str, dict[str, Any]]:
+    """SCHEMAS with the Council's maxItems set to this deployment's COUNCIL_MAX_AGENTS."""
+    services = app.extensions.get("council")
+    cap = services.settings.council_max_agents if services is not None else MAX_AGENTS
+    council = SCHEMAS["Council"]
+    agents = {**council["properties"]["agents"], "maxItems": cap}
+    properties = {**council["properties"], "agents": agents}
+    return {**SCHEMAS, "Council": {**council, "properties": properties}}
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document for every rule in ``app.url_map``."""
     paths: dict[str, dict[str, Any]] = {}
@@ -398,6 +409,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         }
         for code, text in ERROR_DESCRIPTIONS.items()
     }
+    schemas = _with_agent_cap(app)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -408,7 +420,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "responses": responses,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "AUTH_MODE=token"},

@@ -84,7 +84,7 @@ def _iso(value: Any) -> Any:
         }
     ),
     ok=ref("SessionCreated"),
-    status=201,
+    status=200,  # the old server's clients check for 200
     errors=(400, 401, 413, 415, 503),
 )
 def create_session() -> tuple[Response, int]:
@@ -104,7 +104,9 @@ def create_session() -> tuple[Response, int]:
         raise ApiError(400, "bad_request", f"'question' is over {MAX_QUESTION_CHARS} characters")
     files = [(f.filename or "", f.stream) for f in request.files.getlist("files") if f]
     created = services().workflow.create_session(user, question, files)
-    return jsonify(created), 201
+    response = jsonify(created)
+    response.headers["Location"] = f"/api/sessions/{created['session_id']}"
+    return response, 200
 
 
 @bp.get("")
@@ -180,20 +182,23 @@ def put_council(session_id: str) -> Response:
 
 
 def _background_step_doc(summary: str) -> Callable[[F], F]:
-    """What execute and peer_review share: 202 when started, 200 when already done."""
+    """What execute and peer_review share: 200 either way (the old server's clients check
+    for 200); ``status`` in the body says whether a run started (``accepted``) or why not."""
     return doc(
         summary,
         query=[q_bool("force", "Run again even if it already ran")],
         ok=ref("RunStarted"),
-        status=202,
-        responses={
-            200: {
-                "description": "Nothing started (already done)",
-                "content": {"application/json": {"schema": ref("RunStarted")}},
-            }
-        },
+        status=200,
         errors=(400, 401, 404, 409, 410, 503),
     )
+
+
+def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
+    """200 with the outcome; a started run points at where to poll it."""
+    response = jsonify({"status": outcome})
+    if outcome == "accepted":
+        response.headers["Location"] = f"/api/sessions/{session_id}/status"
+    return response, 200
 
 
 @bp.post("/<session_id>/execute")
@@ -201,7 +206,7 @@ def _background_step_doc(summary: str) -> Callable[[F], F]:
 def execute(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_execute(session_id, flag("force"))
-    return jsonify({"status": outcome}), 202 if outcome == "accepted" else 200
+    return _run_started(session_id, outcome)
 
 
 @bp.post("/<session_id>/peer_review")
@@ -209,7 +214,7 @@ def execute(session_id: str) -> tuple[Response, int]:
 def peer_review(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
     outcome = services().workflow.start_review(session_id, flag("force"))
-    return jsonify({"status": outcome}), 202 if outcome == "accepted" else 200
+    return _run_started(session_id, outcome)
 
 
 @bp.post("/<session_id>/cancel")

@@ -82,6 +82,7 @@ class CouncilWorkflow(StepsBase):
         )
         return {
             "session_id": sid,
+            "status": "idle",
             "question": question,
             "context_files": [
                 {"filename": u.filename, "extension": u.extension, "size_bytes": u.size_bytes}
@@ -147,7 +148,7 @@ class CouncilWorkflow(StepsBase):
         return self._update(sid, done)
 
     def set_council(self, sid: str, payload: Any) -> dict[str, Any]:
-        council = validate_council(payload)
+        council = validate_council(payload, self.settings.council_max_agents)
 
         def apply(state: dict[str, Any]) -> dict[str, Any]:
             refuse_if_running(state)

@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-REASONING_EFFORTS = ("none", "low", "medium", "high")
+from council_app.workflow.steps import EFFORTS
+
+REASONING_EFFORTS = EFFORTS
 DEFAULT_REASONING_EFFORT = "medium"
 MIN_SCORE, MAX_SCORE = 1, 5
 

@@ -7,12 +7,12 @@ from typing import Any
 from council_app.workflow.errors import CouncilInvalid, WorkflowError
 from council_app.workflow.steps import EFFORTS
 
-MAX_AGENTS = 12
+MAX_AGENTS = 12  # default of COUNCIL_MAX_AGENTS (settings.py)
 MAX_PERSONA_CHARS = 4000
 MAX_NAME_CHARS = 100
 
 
-def validate_council(payload: Any) -> dict[str, Any]:
+def validate_council(payload: Any, max_agents: int = MAX_AGENTS) -> dict[str, Any]:
     """A clean council config, or ``CouncilInvalid`` (422) listing every field at fault.
 
     Wrong JSON types at the top level are a 400 (the body is not a council at all).
@@ -26,11 +26,11 @@ def validate_council(payload: Any) -> dict[str, Any]:
         if key in payload and payload[key] is not None and not isinstance(payload[key], str):
             raise WorkflowError(f"'{key}' must be a string")
     errors: list[dict[str, str]] = []
-    if not 1 <= len(agents) <= MAX_AGENTS:
+    if not 1 <= len(agents) <= max_agents:
         errors.append(
             {
                 "field": "agents",
-                "message": f"A council has 1 to {MAX_AGENTS} agents, not {len(agents)}",
+                "message": f"A council has 1 to {max_agents} agents, not {len(agents)}",
             }
         )
     clean: list[dict[str, Any]] = []

@@ -49,9 +49,9 @@ def finished_session(client: FlaskClient, svc: Services, headers: dict[str, str]
     sid = create(client, headers=headers)
     r = client.put(f"/api/sessions/{sid}/council", json={"agents": AGENTS}, headers=headers)
     assert r.status_code == 200
-    assert client.post(f"/api/sessions/{sid}/execute", headers=headers).status_code == 202
+    assert client.post(f"/api/sessions/{sid}/execute", headers=headers).status_code == 200
     assert svc.workflow.join(sid, 30)
-    assert client.post(f"/api/sessions/{sid}/peer_review", headers=headers).status_code == 202
+    assert client.post(f"/api/sessions/{sid}/peer_review", headers=headers).status_code == 200
     assert svc.workflow.join(sid, 30)
     assert client.post(f"/api/sessions/{sid}/synthesize", headers=headers).status_code == 200
     return sid
@@ -199,7 +199,7 @@ def test_soft_delete_is_410_everywhere(client: FlaskClient, svc: Services) -> No
 def test_hard_delete_removes_the_folder(client: FlaskClient, svc: Services) -> None:
     sid = create(client, headers=ALICE, files=[(io.BytesIO(b"keep me out of sight"), "notes.txt")])
     put_council(client, sid, headers=ALICE)
-    assert client.post(f"/api/sessions/{sid}/execute", headers=ALICE).status_code == 202
+    assert client.post(f"/api/sessions/{sid}/execute", headers=ALICE).status_code == 200
     assert svc.workflow.join(sid, 30)
     other = create(client, headers=ALICE)
     root = Path(svc.settings.sessions_dir)
@@ -321,7 +321,7 @@ def test_uploads_keep_metadata_in_state_and_text_reaches_agents(
         },
         content_type="multipart/form-data",
     )
-    assert r.status_code == 201, r.json
+    assert r.status_code == 200, r.json
     sid = r.json["session_id"]
     files = r.json["context_files"]
     assert [f["extension"] for f in files] == [".md", ".csv", ".csv", ".docx"]
@@ -421,7 +421,7 @@ def test_hard_delete_of_a_running_session_is_409(
     sid = create(client, files=[(io.BytesIO(b"private notes"), "p.txt")])
     put_council(client, sid)
     monkeypatch.setattr(svc.provider, "latency_ms", 400)
-    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
     folder = Path(svc.settings.sessions_dir) / sid
     body = assert_error(client.delete(f"/api/sessions/{sid}?hard=true"), 409, "conflict")
     assert body["current_status"] == "executing"
@@ -442,5 +442,5 @@ def test_browser_empty_file_part_is_ignored(client: FlaskClient) -> None:
         data={"question": "Q?", "files": [(io.BytesIO(b""), "")]},
         content_type="multipart/form-data",
     )
-    assert r.status_code == 201, r.json
+    assert r.status_code == 200, r.json
     assert r.json["context_files"] == []

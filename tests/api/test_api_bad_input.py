@@ -127,7 +127,7 @@ def test_upload_over_max_upload_mb_is_413(backend_settings: Settings) -> None:
             data={"question": "Q?", "files": [(ok, "ok.txt")]},
             content_type="multipart/form-data",
         )
-        assert r.status_code == 201, r.json
+        assert r.status_code == 200, r.json
         assert r.json["context_files"][0]["size_bytes"] == 1024 * 1024
 
 
@@ -211,7 +211,7 @@ def test_put_council_limits_are_inclusive(client: FlaskClient) -> None:
     sid = create(client)
     twelve = [_agent(f"Agent {i}") for i in range(12)]
     twelve[0]["persona"] = "y" * 4000
-    for effort in ("none", "low", "medium", "high"):
+    for effort in ("none", "minimal", "low", "medium", "high", "xhigh"):
         twelve[1]["reasoning_effort"] = effort
         council = put_council(client, sid, twelve)
         assert len(council["agents"]) == 12
@@ -314,3 +314,16 @@ def test_request_over_max_content_length_is_json_413(backend_settings: Settings)
         )
         assert_error(r, 413)
         assert client.get("/api/sessions").json["sessions"] == []
+
+
+def test_council_cap_is_the_council_max_agents_setting(backend_settings: Settings) -> None:
+    """COUNCIL_MAX_AGENTS moves the cap, and the OpenAPI document says so."""
+    with built_app(backend_settings, council_max_agents=16) as app:
+        client = app.test_client()
+        sid = create(client)
+        assert len(put_council(client, sid, [_agent(f"A{i}") for i in range(16)])["agents"]) == 16
+        seventeen = {"agents": [_agent(f"A{i}") for i in range(17)]}
+        body = assert_error(client.put(f"/api/sessions/{sid}/council", json=seventeen), 422)
+        assert "1 to 16 agents" in body["detail"]
+        spec = client.get("/api/openapi.json").json
+        assert spec["components"]["schemas"]["Council"]["properties"]["agents"]["maxItems"] == 16

@@ -79,10 +79,10 @@ def test_step_posts_ignore_their_body(client: FlaskClient, svc: Services, style:
     assert r.status_code == 200, r.json
     assert r.json["agents"]
     r = post(f"/api/sessions/{sid}/execute")
-    assert r.status_code == 202 and r.json == {"status": "accepted"}
+    assert r.status_code == 200 and r.json == {"status": "accepted"}
     assert svc.workflow.join(sid, 30)
     r = post(f"/api/sessions/{sid}/peer_review")
-    assert r.status_code == 202 and r.json == {"status": "accepted"}
+    assert r.status_code == 200 and r.json == {"status": "accepted"}
     assert svc.workflow.join(sid, 30)
     r = post(f"/api/sessions/{sid}/synthesize")
     assert r.status_code == 200 and r.json["verdict"]
@@ -120,11 +120,11 @@ def test_force_true_spellings_mean_true(client: FlaskClient, svc: Services) -> N
     execute_and_wait(client, svc, sid)
     for value in TRUE_SPELLINGS:
         r = client.post(f"/api/sessions/{sid}/execute?force={value}")
-        assert r.status_code == 202 and r.json == {"status": "accepted"}, value
+        assert r.status_code == 200 and r.json == {"status": "accepted"}, value
         assert svc.workflow.join(sid, 30)
     for value in TRUE_SPELLINGS:
         r = client.post(f"/api/sessions/{sid}/peer_review?force={value}")
-        assert r.status_code == 202 and r.json == {"status": "accepted"}, value
+        assert r.status_code == 200 and r.json == {"status": "accepted"}, value
         assert svc.workflow.join(sid, 30)
     logs = client.get(f"/api/sessions/{sid}/logs").json["logs"]
     runs = 1 + len(TRUE_SPELLINGS)
@@ -276,7 +276,7 @@ def test_forced_execute_clears_results_progress_and_downstream(
 
     slow_runs(svc, monkeypatch)
     r = client.post(f"/api/sessions/{sid}/execute?force=true")
-    assert r.status_code == 202 and r.json == {"status": "accepted"}
+    assert r.status_code == 200 and r.json == {"status": "accepted"}
     status = client.get(f"/api/sessions/{sid}/status").json
     assert status["status"] == "executing"
     assert status["progress"]["execution"] in (0, None)
@@ -315,7 +315,7 @@ def test_forced_review_clears_reviews_progress_and_verdict(
 
     slow_runs(svc, monkeypatch)
     r = client.post(f"/api/sessions/{sid}/peer_review?force=true")
-    assert r.status_code == 202 and r.json == {"status": "accepted"}
+    assert r.status_code == 200 and r.json == {"status": "accepted"}
     status = client.get(f"/api/sessions/{sid}/status").json
     assert status["status"] == "reviewing"
     assert status["progress"]["review"] in (0, None)
@@ -389,7 +389,7 @@ def test_put_council_clears_every_downstream_result(client: FlaskClient, svc: Se
     assert_error(client.get(f"/api/sessions/{sid}/results"), 404)
     assert client.get(f"/api/sessions/{sid}/reviews").json["reviews"] == []
     r = client.post(f"/api/sessions/{sid}/execute")
-    assert r.status_code == 202 and r.json == {"status": "accepted"}
+    assert r.status_code == 200 and r.json == {"status": "accepted"}
     assert svc.workflow.join(sid, 30)
 
 

@@ -49,7 +49,7 @@ def start_session(client, *, execute: bool = True) -> str:
     ]
     assert client.post(f"/api/sessions/{sid}/build_council").status_code == 200
     if execute:
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
     return sid
 
 
@@ -123,7 +123,7 @@ def test_expired_lease_is_marked_interrupted_and_can_restart(app, client, svc) -
     assert status["status"] == "execution_error"
     assert status["execution_error"].startswith("interrupted")
     r = client.post(f"/api/sessions/{sid}/execute")
-    assert r.status_code == 202
+    assert r.status_code == 200
     assert svc.workflow.join(sid, 30)
     assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
     store.close()
@@ -153,7 +153,7 @@ def test_cancel_stops_at_next_agent_boundary(backend_settings) -> None:
         assert "Cancelled" in words  # later agents never started
         assert client.post(f"/api/sessions/{sid}/cancel").status_code == 409  # nothing running
         # A cancelled run starts again without force (it is not "already executed").
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
         assert svc.workflow.join(sid, 30)
         assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
     finally:
@@ -183,9 +183,9 @@ def test_a_lone_agent_never_reviews_its_own_proposal(client, svc) -> None:
     sid = start_session(client, execute=False)
     solo = {"agents": [{"name": "Solo", "persona": "You answer alone."}]}
     assert client.put(f"/api/sessions/{sid}/council", json=solo).status_code == 200
-    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
     assert svc.workflow.join(sid, 30)
-    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 202
+    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 200
     assert svc.workflow.join(sid, 30)
     status = client.get(f"/api/sessions/{sid}/status").json
     assert status["review_status"] == {"Solo": "Skipped"}

@@ -30,7 +30,7 @@ RUNNER = textwrap.dedent(
     sid = client.post("/api/sessions", data={"question": "Will this survive?"}).json["session_id"]
     council = {"agents": [{"name": n, "persona": "You think slowly."} for n in ("A", "B")]}
     assert client.put(f"/api/sessions/{sid}/council", json=council).status_code == 200
-    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202  # agents take 60 s
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 200  # agents take 60 s
     print(sid, flush=True)
     threading.Event().wait()
     """
@@ -70,7 +70,7 @@ def test_sigkilled_worker_run_is_marked_interrupted_then_restarts(pg_url, tmp_pa
             time.sleep(0.1)
         assert status["status"] == "execution_error"
         assert status["execution_error"].startswith("interrupted")
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
         assert app.extensions["council"].workflow.join(sid, 30)
         assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
     finally:
@@ -84,7 +84,7 @@ def test_cancel_received_by_another_worker(pg_url, tmp_path) -> None:
         a, b = runner.test_client(), other.test_client()
         sid = a.post("/api/sessions", data={"question": "Stop me?"}).json["session_id"]
         assert a.post(f"/api/sessions/{sid}/build_council").status_code == 200
-        assert a.post(f"/api/sessions/{sid}/execute").status_code == 202
+        assert a.post(f"/api/sessions/{sid}/execute").status_code == 200
         assert b.post(f"/api/sessions/{sid}/cancel").status_code == 202
         assert runner.extensions["council"].workflow.join(sid, 30)
         status = b.get(f"/api/sessions/{sid}/status").json

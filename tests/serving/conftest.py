@@ -43,5 +43,5 @@ def client(app: Flask) -> FlaskClient:
 
 def create_session(client: FlaskClient, question: str = "Is PostgreSQL a good fit?") -> str:
     r = client.post("/api/sessions", data={"question": question})
-    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.status_code == 200, r.get_data(as_text=True)
     return r.get_json()["session_id"]

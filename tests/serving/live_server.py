@@ -156,7 +156,7 @@ class LiveServer:
             body=urllib.parse.urlencode({"question": question}),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        assert status == 201, body
+        assert status == 200, body
         return body["session_id"]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 45.0) -> int:

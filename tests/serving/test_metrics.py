@@ -37,9 +37,9 @@ def test_requests_errors_latency_flusher_and_runs_are_counted(
     sid = create_session(client)
     svc = app.extensions["council"]
     assert client.post(f"/api/sessions/{sid}/build_council").status_code == 200
-    assert client.post(f"/api/sessions/{sid}/execute").status_code == 202
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
     assert svc.workflow.join(sid, 30)
-    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 202
+    assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 200
     assert svc.workflow.join(sid, 30)
     for _ in range(3):
         assert client.get(f"/api/sessions/{sid}/status").status_code == 200
@@ -59,8 +59,8 @@ def test_requests_errors_latency_flusher_and_runs_are_counted(
     assert delta(requests, endpoint=STATUS, method="GET", status="200") == 3
     assert delta(requests, endpoint=STATUS, method="GET", status="404") == 1
     assert delta(requests, endpoint=SUMMARY, method="GET", status="200") == 1
-    assert delta(requests, endpoint=EXECUTE, method="POST", status="202") == 1
-    assert delta(requests, endpoint=REVIEW, method="POST", status="202") == 1
+    assert delta(requests, endpoint=EXECUTE, method="POST", status="200") == 1
+    assert delta(requests, endpoint=REVIEW, method="POST", status="200") == 1
     assert delta(requests, endpoint="<unmatched>", method="GET", status="404") == 1
     # Raw paths (session ids) never become labels.
     assert not [k for k in after if sid in str(k)]

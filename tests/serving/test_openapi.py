@@ -48,7 +48,7 @@ def test_api_operations_describe_requests_and_responses(client: FlaskClient) -> 
                 assert op["requestBody"]["content"]["application/json"]["schema"]
     create = spec["paths"]["/api/sessions"]["post"]
     assert "multipart/form-data" in create["requestBody"]["content"]
-    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+    assert create["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/SessionCreated"
     }
     status = spec["paths"]["/api/sessions/{session_id}/status"]["get"]

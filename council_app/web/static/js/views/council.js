@@ -7,7 +7,7 @@ import { h, render, uid } from "../dom.js";
 import { statusRank } from "../status.js";
 import { confirmDialog, notice, progressBar, toast, withBusy } from "../ui.js";
 
-const EFFORTS = ["none", "low", "medium", "high"];
+const EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"];
 const MAX_AGENTS = 12;
 const MAX_PERSONA = 4000;
 
