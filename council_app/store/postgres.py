@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from council_app.settings import Settings
-from council_app.store import legacy_files, schema_versions
+from council_app.store import legacy_files, pg_deadline, schema_versions
 from council_app.store.base import (
+    HOT_KEYS,
+    DocumentView,
     ProgressWrite,
     RevisionConflict,
     SessionRow,
@@ -29,6 +32,8 @@ from council_app.store.base import (
     meta_from_state,
     overlay_hot,
 )
+from council_app.store.pg_hang import HangBreaker
+from council_app.store.pg_views import raw_column, view_statement
 from council_app.store.schema import (
     GIN_INDEX_NAME,
     session_state,
@@ -38,6 +43,10 @@ from council_app.store.schema import (
 from council_app.store.sql_common import SqlMetadata
 
 log = logging.getLogger(__name__)
+
+ANSWER_MARGIN_S = 1.0  # past statement_timeout: a server that still answers says so first
+PING_TIMEOUT_S = 1.0  # health's round trip, inside its 2 s contract
+SCHEMA_TIMEOUT_MS = 600_000  # schema upgrades and index builds, under the advisory lock
 
 # Serialises schema creation across workers and hosts (transaction-scoped: PgBouncer-safe).
 _SCHEMA_LOCK_KEY = 0x436F_756E_6369_6C  # "Council"
@@ -80,24 +89,33 @@ class PostgresStore(SqlMetadata, StateStore):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        pg_deadline.install()
         self.engine = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_pre_ping=True,
-            pool_timeout=settings.db_connect_timeout_s,
+            pool_timeout=settings.db_pool_timeout_s,
             pool_recycle=1800,
             json_serializer=json_text,
             json_deserializer=orjson.loads,
-            connect_args={
-                "connect_timeout": settings.db_connect_timeout_s,
-                "application_name": "agent-council",
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 2,
-                "keepalives_count": 3,
-            },
+            connect_args=_connect_args(
+                settings,
+                settings.db_connect_timeout_s,
+                answer_timeout_s(settings.db_statement_timeout_ms),
+            ),
         )
+        # Health's own connection: /api/health must not queue behind a busy or hung app
+        # pool, and answers within its 2 s contract whatever the app's timeouts are.
+        self._ping_engine = create_engine(
+            settings.database_url,
+            pool_size=1,
+            max_overflow=2,
+            pool_timeout=PING_TIMEOUT_S,
+            pool_recycle=1800,
+            connect_args=_connect_args(settings, PING_TIMEOUT_S, PING_TIMEOUT_S),
+        )
+        self._breaker = HangBreaker()
         self._pid = os.getpid()
         self.sessions_dir = Path(settings.sessions_dir)
         self._legacy = legacy_files.LegacyIndex(self.sessions_dir)
@@ -105,34 +123,49 @@ class PostgresStore(SqlMetadata, StateStore):
     # -- plumbing -----------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self, write: bool = False) -> Iterator[Connection]:
-        """A transaction whose driver errors come out as backend-neutral StoreErrors."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except StoreError:
-            raise
-        except (OperationalError, PoolTimeout) as e:
-            raise StoreUnavailable(f"PostgreSQL unavailable: {_reason(e)}") from e
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise StoreUnavailable(f"PostgreSQL connection lost: {_reason(e)}") from e
-            raise StoreError(f"PostgreSQL error: {_reason(e)}") from e
-        except SQLAlchemyError as e:
-            raise StoreError(f"storage error: {_reason(e)}") from e
+    def _tx(self, write: bool = False, timeout_ms: int | None = None) -> Iterator[Connection]:
+        """A transaction bounded in time, whose driver errors come out as StoreErrors.
+
+        ``SET LOCAL`` puts the statement and lock timeouts on this transaction only (a
+        session-level SET would leak to other clients through PgBouncer); the deadline
+        connection gives up on a server that does not answer at all.  ``timeout_ms``
+        raises both for the rare long transaction (schema changes)."""
+        statement_ms = timeout_ms or self.settings.db_statement_timeout_ms
+        lock_ms = timeout_ms or self.settings.db_lock_timeout_ms
+        with self._breaker.guard(), _mapped_errors(), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if timeout_ms is not None and raw is not None:
+                raw.answer_timeout_s = answer_timeout_s(timeout_ms)
+            try:
+                with conn.begin():
+                    cursor = conn.connection.cursor()
+                    try:
+                        cursor.execute(
+                            f"SET LOCAL statement_timeout = {int(statement_ms)}; "
+                            f"SET LOCAL lock_timeout = {int(lock_ms)}"
+                        )
+                    finally:
+                        cursor.close()
+                    yield conn
+            finally:
+                if timeout_ms is not None and raw is not None:
+                    raw.__dict__.pop("answer_timeout_s", None)
 
     def after_fork(self) -> None:
         # Keep the parent's connections open for the parent; get fresh ones here.
         self.engine.dispose(close=False)
+        self._ping_engine.dispose(close=False)
+        self._breaker = HangBreaker()
         self._pid = os.getpid()
 
     def close(self) -> None:
         self.engine.dispose()
+        self._ping_engine.dispose()
 
     # -- schema -------------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        with self._tx() as conn:
+        with self._tx(timeout_ms=SCHEMA_TIMEOUT_MS) as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
             schema_versions.upgrade_to_head(conn)
         self._ensure_gin_index()
@@ -140,7 +173,7 @@ class PostgresStore(SqlMetadata, StateStore):
     def _ensure_gin_index(self) -> None:
         """Best effort: a failure is a warning, never a failed start-up."""
         try:
-            with self._tx() as conn:
+            with self._tx(timeout_ms=SCHEMA_TIMEOUT_MS) as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
                 if self.settings.state_gin_index:
                     conn.execute(
@@ -160,13 +193,28 @@ class PostgresStore(SqlMetadata, StateStore):
         query = select(
             session_state.c.state, session_state.c.progress, session_state.c.revision
         ).where(session_state.c.session_id == session_id)
-        with self._tx() as conn:
-            row = conn.execute(query).first()
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
             legacy = legacy_files.read_state(self.sessions_dir, session_id)
             return None if legacy is None else StoredState(legacy, 0)
         state = row.state if isinstance(row.state, dict) else {}
         return StoredState(overlay_hot(state, row.progress), int(row.revision))
+
+    def read_view(
+        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+    ) -> DocumentView | None:
+        """The large keys come out of PostgreSQL as JSON text, never parsed here."""
+        if set(raw_keys) & set(HOT_KEYS):
+            raise ValueError("hot keys cannot be read as raw text")
+        stmt = view_statement(tuple(small_keys), tuple(raw_keys))
+        row = self._read(lambda conn: conn.execute(stmt, {"sid": session_id}).first())
+        if row is None or not row.is_object:
+            return None  # no document here, or not an object: the caller's fallback decides
+        small = dict(row.small or {})
+        hot = row.progress if isinstance(row.progress, dict) else {}
+        small.update((k, hot[k]) for k in small_keys if k in hot)
+        raw = {k: getattr(row, raw_column(i)) for i, k in enumerate(raw_keys)}
+        return DocumentView(SessionRow.from_db(row), small, raw)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -296,8 +344,46 @@ class PostgresStore(SqlMetadata, StateStore):
                 )
 
     def ping(self) -> None:
-        with self._tx() as conn:
-            conn.execute(text("SELECT 1"))
+        """One round trip on health's own connection; a success also tells the app's
+        transactions that the database answers again."""
+        with _mapped_errors(), self._ping_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        self._breaker.reset()
+
+
+def answer_timeout_s(statement_timeout_ms: int) -> float:
+    """How long to wait for any answer: the server's own timeout plus a margin, so a live
+    server always reports its timeout first and only a silent one hits this."""
+    return statement_timeout_ms / 1000 + ANSWER_MARGIN_S
+
+
+def _connect_args(settings: Settings, connect_s: float, answer_s: float) -> dict[str, Any]:
+    return {
+        "connect_timeout": max(2, math.ceil(connect_s)),  # libpq's minimum; ours is exact
+        "connection_factory": pg_deadline.connection_class(connect_s, answer_s),
+        "application_name": "agent-council",
+        "keepalives": 1,
+        "keepalives_idle": settings.db_keepalives_idle_s,
+        "keepalives_interval": settings.db_keepalives_interval_s,
+        "keepalives_count": settings.db_keepalives_count,
+    }
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Driver errors as backend-neutral StoreErrors (a timeout or lost server: 503)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (OperationalError, PoolTimeout) as e:
+        raise StoreUnavailable(f"PostgreSQL unavailable: {_reason(e)}") from e
+    except DBAPIError as e:
+        if e.connection_invalidated:
+            raise StoreUnavailable(f"PostgreSQL connection lost: {_reason(e)}") from e
+        raise StoreError(f"PostgreSQL error: {_reason(e)}") from e
+    except SQLAlchemyError as e:
+        raise StoreError(f"storage error: {_reason(e)}") from e
 
 
 def _reason(e: Exception) -> str:
