@@ -34,6 +34,14 @@ class Settings:
     db_pool_size: int = 10
     db_max_overflow: int = 20
     db_connect_timeout_s: int = 2
+    # Bounds on every app transaction (SET LOCAL: PgBouncer-safe); a query with no answer
+    # at all is abandoned at statement timeout + 1 s (store/pg_deadline.py).
+    db_statement_timeout_ms: int = 3000
+    db_lock_timeout_ms: int = 1000
+    db_pool_timeout_s: float = 2.0  # wait for a free pooled connection, then 503
+    db_keepalives_idle_s: int = 10
+    db_keepalives_interval_s: int = 2
+    db_keepalives_count: int = 3
     state_flush_interval_ms: int = 350
     state_gin_index: bool = False  # docs/BENCHMARKS.md: it slows every flush, serves no query
     auth_mode: str = "dev"
@@ -236,6 +244,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
         db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
         db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 2, 1, 60),
+        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 3000, 100, 600_000),
+        db_lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", 1000, 10, 600_000),
+        db_pool_timeout_s=_int(env, "DB_POOL_TIMEOUT_MS", 2000, 10, 600_000) / 1000,
+        db_keepalives_idle_s=_int(env, "DB_KEEPALIVES_IDLE_S", 10, 1, 7200),
+        db_keepalives_interval_s=_int(env, "DB_KEEPALIVES_INTERVAL_S", 2, 1, 600),
+        db_keepalives_count=_int(env, "DB_KEEPALIVES_COUNT", 3, 1, 100),
         state_flush_interval_ms=_int(env, "STATE_FLUSH_INTERVAL_MS", 350, 10, 60_000),
         state_gin_index=_bool(env, "STATE_GIN_INDEX", False),
         auth_mode=auth_mode,
