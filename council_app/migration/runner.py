@@ -187,6 +187,7 @@ class _Batcher:
 def _open_connection(store: PostgresStore) -> Connection:
     try:
         conn = store.engine.connect()
+        store.lift_deadline(conn)  # batches may take longer than an app query's bound
         target.prepare_connection(conn)
     except DBAPIError as e:
         raise MigrationAborted(f"cannot connect: {_reason(e)}") from e

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, create_engine, func, insert, select, text, update
+from sqlalchemy import Connection, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -115,6 +115,7 @@ class PostgresStore(SqlMetadata, StateStore):
             pool_recycle=1800,
             connect_args=_connect_args(settings, PING_TIMEOUT_S, PING_TIMEOUT_S),
         )
+        event.listen(self.engine, "checkin", _drop_deadline_override)
         self._breaker = HangBreaker()
         self._pid = os.getpid()
         self.sessions_dir = Path(settings.sessions_dir)
@@ -150,6 +151,13 @@ class PostgresStore(SqlMetadata, StateStore):
             finally:
                 if timeout_ms is not None and raw is not None:
                     raw.__dict__.pop("answer_timeout_s", None)
+
+    def lift_deadline(self, conn: Connection) -> None:
+        """No client-side deadline on this checked-out connection, until it is returned:
+        for the migration's long batches, run by an operator who can interrupt them."""
+        raw = conn.connection.dbapi_connection
+        if raw is not None:
+            raw.answer_timeout_s = None
 
     def after_fork(self) -> None:
         # Keep the parent's connections open for the parent; get fresh ones here.
@@ -349,6 +357,11 @@ class PostgresStore(SqlMetadata, StateStore):
         with _mapped_errors(), self._ping_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         self._breaker.reset()
+
+
+def _drop_deadline_override(dbapi_conn: Any, _record: Any) -> None:
+    if dbapi_conn is not None:
+        dbapi_conn.__dict__.pop("answer_timeout_s", None)
 
 
 def answer_timeout_s(statement_timeout_ms: int) -> float:
