@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from council_app.settings import Settings
 from council_app.store import build_store
-from council_app.store.schema import metadata
+from council_app.store.schema import metadata, session_state, sessions
 from council_app.store.schema_versions import (
     BASELINE,
     SchemaNotUsable,
@@ -50,7 +50,8 @@ def test_empty_database_reaches_head_with_the_declared_schema(backend_settings) 
 def test_pre_alembic_database_is_stamped_and_keeps_its_rows(backend_settings) -> None:
     engine = _engine(backend_settings)
     with engine.begin() as conn:
-        metadata.create_all(conn)  # what the code before Alembic did
+        # What the code before Alembic made (later tables come from later revisions).
+        metadata.create_all(conn, tables=[sessions, session_state])
         conn.execute(
             sa.text(
                 "INSERT INTO sessions (id, user_id, question, status, current_step, "

@@ -4,7 +4,7 @@ A database made by that code (these tables, no alembic_version) is stamped with 
 revision instead of running it; see ``schema_versions.upgrade_to_head``.
 
 Revision ID: 0001
-Revises:
+Revises: 0000
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0001"
-down_revision: str | None = None
+down_revision: str | None = "0000"
 branch_labels: str | None = None
 depends_on: str | None = None
 
