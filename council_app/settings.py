@@ -50,6 +50,8 @@ class Settings:
     max_upload_mb: int = 20
     max_content_length_mb: int = 100
     council_max_parallel: int = 5
+    # The old server's users have six-agent councils and no documented cap: keep twice that.
+    council_max_agents: int = 12
     council_model: str = "gpt-5.1"
     chairman_model: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
@@ -61,6 +63,16 @@ class Settings:
     run_lease_seconds: int = 60
     log_format: str = "text"
     progress_api: bool = False  # POST /api/sessions/<id>/progress for external reporters
+    # On PostgreSQL, step writes are copied to sessions/<id>/state.json so that a rollback
+    # (DATABASE_URL unset) loses nothing; turn off once the confidence window has passed.
+    state_file_mirror: bool = True
+    # Owner of legacy sessions that name none (the old server's migration used this user).
+    migration_admin_external_id: str | None = None
+
+    @property
+    def legacy_owner(self) -> str:
+        """Who owns a legacy session whose document names no ``user_id``."""
+        return self.migration_admin_external_id or DEV_USER
 
     @property
     def backend(self) -> str:
@@ -76,21 +88,9 @@ def normalize_database_url(raw: str) -> tuple[str, str | None]:
     """
     value = raw.strip()
     if value.startswith("postgres://"):
-    # The old server's users have six-agent councils and no documented cap: keep twice that.
-    council_max_agents: int = 12
         value = "postgresql://" + value[len("postgres://") :]
     try:
         url = make_url(value)
-    # On PostgreSQL, step writes are copied to sessions/<id>/state.json so that a rollback
-    # (DATABASE_URL unset) loses nothing; turn off once the confidence window has passed.
-    state_file_mirror: bool = True
-    # Owner of legacy sessions that name none (the old server's migration used this user).
-    migration_admin_external_id: str | None = None
-
-    @property
-    def legacy_owner(self) -> str:
-        """Who owns a legacy session whose document names no ``user_id``."""
-        return self.migration_admin_external_id or DEV_USER
     except ArgumentError as e:
         raise ConfigError(
             f"DATABASE_URL is not a database URL ({mask_url(raw)}); expected "
@@ -99,9 +99,6 @@ def normalize_database_url(raw: str) -> tuple[str, str | None]:
     note = None
     if url.get_backend_name() == "postgresql":
         # Only the explicit driver counts: SQLAlchemy's default for a bare postgresql://
-    # On PostgreSQL, step writes are copied to sessions/<id>/state.json so that a rollback
-    # (DATABASE_URL unset) loses nothing; turn off once the confidence window has passed.
-    state_file_mirror: bool = True
         # differs between versions, and this app always runs on psycopg2.
         driver = url.drivername.partition("+")[2]
         if driver == "asyncpg":
@@ -268,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, 1, 1024),
         max_content_length_mb=_int(env, "MAX_CONTENT_LENGTH_MB", 100, 1, 4096),
         council_max_parallel=_int(env, "COUNCIL_MAX_PARALLEL", 5, 1, 64),
+        council_max_agents=_int(env, "COUNCIL_MAX_AGENTS", 12, 1, 100),
         council_model=env.get("COUNCIL_MODEL", "").strip() or "gpt-5.1",
         chairman_model=env.get("CHAIRMAN_MODEL", "").strip() or None,
         openai_api_key=env.get("OPENAI_API_KEY", "").strip() or None,
@@ -279,160 +277,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_lease_seconds=_int(env, "RUN_LEASE_SECONDS", 60, 2, 86_400),
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         progress_api=_bool(env, "PROGRESS_API", False),
-    )
-        council_max_agents=_int(env, "COUNCIL_MAX_AGENTS", 12, 1, 100),
         state_file_mirror=_bool(env, "STATE_FILE_MIRROR", True),
         migration_admin_external_id=env.get("MIGRATION_ADMIN_EXTERNAL_ID", "").strip() or None,
     )
-
-
-# -- identity, spend limits and operations endpoints (api/auth.py, budget.py) ---------------
-
-# "prod" is the old server's AUTH_MODE=PROD: the gateway header and JWTs both count.
-AUTH_MODES = ("dev", "token", "proxy", "jwt", "prod")
-JWT_ALGORITHMS = (
-    *("HS256", "HS384", "HS512"),
-    *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
-    *("ES256", "ES384", "ES512", "EdDSA"),
-)
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
-
-
-def _trusted_proxies(env: Mapping[str, str]) -> tuple[str, ...]:
-    """Addresses or networks whose identity headers are believed; gunicorn's
-    FORWARDED_ALLOW_IPS unless AUTH_TRUSTED_PROXIES names others ("*": any)."""
-    import ipaddress
-
-    name = "AUTH_TRUSTED_PROXIES"
-    if not env.get(name, "").strip():
-        name = "FORWARDED_ALLOW_IPS"
-    values = _list(env, name) or ("127.0.0.1",)
-    for value in values:
-        if value == "*":
-            continue
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"{name} has {value!r}; expected comma-separated IP addresses or networks "
-                "(10.0.0.0/8), or *"
-            ) from None
-    return values
-
-
-def _public_key(env: Mapping[str, str]) -> str | None:
-    """PEM text (literal \\n allowed, as env files often carry it) or the path of a PEM file."""
-    raw = env.get("AUTH_JWT_PUBLIC_KEY", "").strip()
-    if not raw:
-        return None
-    if "-----BEGIN" in raw:
-        return raw.replace("\\n", "\n")
-    path = Path(raw)
-    try:
-        return path.read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"AUTH_JWT_PUBLIC_KEY is neither PEM text nor a readable file ({e.strerror})"
-        ) from None
-
-
-def _identity(env: Mapping[str, str], mode: str) -> dict[str, object]:
-    """The proxy and JWT settings, checked together: a mode that could never identify
-    anyone stops start-up instead of answering 401 to everybody."""
-    secret = env.get("AUTH_JWT_SECRET", "").strip() or None
-    public_key = _public_key(env)
-    jwks_url = env.get("AUTH_JWKS_URL", "").strip() or None
-    if jwks_url and not jwks_url.startswith(("https://", "http://")):
-        raise ConfigError(f"AUTH_JWKS_URL={jwks_url!r} is invalid; expected an https:// URL")
-    algorithms = _list(env, "AUTH_JWT_ALG")
-    for alg in algorithms:
-        if alg not in JWT_ALGORITHMS:
-            raise ConfigError(
-                f"AUTH_JWT_ALG has {alg!r}; expected some of {', '.join(JWT_ALGORITHMS)}"
-            )
-    if not algorithms:
-        algorithms = (("HS256",) if secret else ()) + (
-            ("RS256", "ES256") if public_key or jwks_url else ()
-        )
-    has_key = bool(secret or public_key or jwks_url)
-    if mode == "jwt" and not has_key:
-        raise ConfigError(
-            "AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY (RS*/ES*) or "
-            "AUTH_JWT_SECRET (HS*)"
-        )
-    if has_key and mode in ("jwt", "prod"):
-        _check_jwt_keys(algorithms, secret, public_key, jwks_url)
-    claims = _list(env, "AUTH_USER_CLAIMS") or ("preferred_username", "upn", "email", "sub")
-    return {
-        "auth_proxy_header": env.get("AUTH_PROXY_HEADER", "").strip() or "X-Authenticated-User",
-        "auth_trusted_proxies": _trusted_proxies(env),
-        "auth_allow_x_user_id": _bool(env, "AUTH_ALLOW_X_USER_ID_IN_PROD", False),
-        "auth_jwt_secret": secret,
-        "auth_jwt_public_key": public_key,
-        "auth_jwt_algorithms": algorithms if has_key else (),
-        "auth_jwt_audience": _list(env, "AUTH_JWT_AUDIENCE"),
-        "auth_jwt_issuer": env.get("AUTH_JWT_ISSUER", "").strip() or None,
-        "auth_jwks_url": jwks_url,
-        "auth_jwks_cache_s": _int(env, "AUTH_JWKS_CACHE_S", 300, 1, 86_400),
-        "auth_jwks_min_refresh_s": _int(env, "AUTH_JWKS_MIN_REFRESH_S", 10, 0, 3600),
-        "auth_jwt_leeway_s": _int(env, "AUTH_JWT_LEEWAY_S", 30, 0, 600),
-        "auth_user_claims": claims,
-    }
-
-
-def _check_jwt_keys(
-    algorithms: tuple[str, ...], secret: str | None, public_key: str | None, jwks_url: str | None
-) -> None:
-    """Every accepted algorithm has a key of its kind; the public key parses."""
-    from jwt.algorithms import get_default_algorithms
-
-    known = get_default_algorithms()
-    for alg in algorithms:
-        if alg.startswith("HS"):
-            if not secret:
-                raise ConfigError(f"AUTH_JWT_ALG={alg} needs AUTH_JWT_SECRET")
-            continue
-        if not (public_key or jwks_url):
-            raise ConfigError(f"AUTH_JWT_ALG={alg} needs AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL")
-        if public_key and alg in known:
-            try:
-                known[alg].prepare_key(public_key)
-            except Exception as e:  # InvalidKeyError, ValueError, UnsupportedAlgorithm ...
-                if not jwks_url:
-                    raise ConfigError(
-                        f"AUTH_JWT_PUBLIC_KEY is not a public key usable with {alg} "
-                        f"({type(e).__name__})"
-                    ) from None
-
-
-def _budget(env: Mapping[str, str]) -> float | None:
-    raw = env.get("USER_DAILY_BUDGET_USD", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-        if not 0 <= value < 1e9:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(
-            f"USER_DAILY_BUDGET_USD={raw!r} is invalid; expected US dollars, e.g. 5 or 2.50"
-        ) from None
-    return value
-
-
-def _ops_token_hash(env: Mapping[str, str]) -> str | None:
-    token = env.get("OPS_TOKEN", "").strip()
-    return hash_token(token) if token else None
-
-
-def _ops_bind(env: Mapping[str, str]) -> str | None:
-    raw = env.get("OPS_BIND", "").strip()
-    if not raw:
-        return None
-    _host, sep, port = raw.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"OPS_BIND={raw!r} is invalid; expected host:port, e.g. 127.0.0.1:9100")
-    return raw
