@@ -15,12 +15,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from council_app.api.door import check_request
 from council_app.api.errors import ApiError
 from council_app.api.openapi import doc, json_body, ref
 from council_app.api.sessions import owned_session
 from council_app.services import services
 
 bp = Blueprint("progress", __name__, url_prefix="/api/sessions")
+bp.before_request(check_request)  # a report the stores cannot keep is a 422, not a 202
 
 HOT_KEYS = ("execution_status", "review_status", "progress")
 

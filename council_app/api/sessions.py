@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from council_app.api.auth import current_user
+from council_app.api.door import check_request
 from council_app.api.errors import ApiError
 from council_app.api.openapi import F, doc, form_body, json_body, q_bool, q_int, ref
 from council_app.services import services
@@ -18,6 +19,7 @@ from council_app.workflow.session_log import read_log_entries
 from council_app.workflow.steps import RUNNING
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
+bp.before_request(check_request)  # nothing unstorable is ever accepted (422)
 
 MAX_QUESTION_CHARS = 20_000
 STATUS_KEYS = ("execution_status", "review_status", "execution_error", "review_error")

@@ -99,14 +99,25 @@ const enc = encodeURIComponent;
 const forceQuery = (force) => (force ? { force: "true" } : undefined);
 
 export const api = {
-  createSession(question, files) {
+  createSession(question, files, { followUpOf = null } = {}) {
     const form = new FormData();
     form.append("question", question);
+    if (followUpOf) form.append("follow_up_of", followUpOf);
     for (const file of files) form.append("files", file, file.name);
     return request("POST", "/api/sessions", { form });
   },
-  listSessions(limit = 100, offset = 0) {
-    return request("GET", "/api/sessions", { query: { limit, offset } });
+  /** One page of the caller's sessions: {limit, offset} or {limit, cursor}, plus q. */
+  listSessions({ limit = 30, offset, cursor, q } = {}) {
+    return request("GET", "/api/sessions", { query: { limit, offset, cursor, q } });
+  },
+  health() {
+    return request("GET", "/api/health");
+  },
+  me() {
+    return request("GET", "/api/me");
+  },
+  logs(id) {
+    return request("GET", `/api/sessions/${enc(id)}/logs`);
   },
   deleteSession(id) {
     return request("DELETE", `/api/sessions/${enc(id)}`);
@@ -119,6 +130,10 @@ export const api = {
   },
   execute(id, force = false) {
     return request("POST", `/api/sessions/${enc(id)}/execute`, { query: forceQuery(force) });
+  },
+  /** Run the failed members again. Today the API re-runs the whole step (force). */
+  retryFailed(id, _names) {
+    return request("POST", `/api/sessions/${enc(id)}/execute`, { query: forceQuery(true) });
   },
   status(id) {
     return request("GET", `/api/sessions/${enc(id)}/status`);

@@ -1,59 +1,42 @@
-// Horizontal bar charts as inline SVG. Labels go in through textContent, so reviewer and
-// agent names chosen by a model cannot inject markup. Colours come from the stylesheet.
+// Horizontal bar charts in plain HTML: the labels are real text at the page's font size,
+// so they stay readable (>= 12 px) on a phone, where a scaled-down SVG shrank them. Bar
+// widths are set through the CSSOM (allowed by the strict CSP, unlike style attributes);
+// labels go in as text, so names chosen by a model cannot inject markup.
 
-import { s, truncate } from "./dom.js";
-
-const ROW = 26;
-const LABEL_W = 128;
-const VALUE_W = 40;
-const WIDTH = 420;
+import { h } from "./dom.js";
 
 /**
  * A bar chart of labelled values.
  * @param {{label: string, value: number|null, note?: string}[]} rows
  * @param {{max?: number, title: string, className?: string}} options
  */
-export function barChart(rows, { max = 10, title, className = "" } = {}) {
+export function barChart(rows, { max = 5, title, className = "" } = {}) {
   const top = Math.max(max, ...rows.map((r) => Number(r.value) || 0));
-  const height = Math.max(1, rows.length) * ROW + 6;
-  const barSpace = WIDTH - LABEL_W - VALUE_W;
-  const summary = rows
-    .map((r) => `${r.label}: ${r.value === null || r.value === undefined ? "no score" : r.value}`)
-    .join(", ");
-  const svg = s("svg", {
-    class: `bar-chart ${className}`.trim(),
-    viewBox: `0 0 ${WIDTH} ${height}`,
-    role: "img",
-    "aria-label": `${title}. ${summary || "No data"}`,
-    preserveAspectRatio: "xMinYMin meet",
-  });
-  svg.append(s("title", { text: title }));
+  const summary = rows.map((r) => `${r.label}: ${hasValue(r) ? formatScore(r.value) : "no score"}`).join(", ");
+  const chart = h("div", { class: ["bar-chart", className], role: "img", "aria-label": `${title}. ${summary || "No data"}` });
   if (!rows.length) {
-    svg.append(s("text", { x: 0, y: 18, class: "chart-empty", text: "No scores" }));
-    return svg;
+    chart.append(h("p", { class: "chart-empty" }, "No scores"));
+    return chart;
   }
-  rows.forEach((row, index) => {
-    const y = index * ROW + 3;
+  for (const row of rows) {
     const value = Number(row.value);
-    const hasValue = row.value !== null && row.value !== undefined && !Number.isNaN(value);
-    const width = hasValue && top > 0 ? Math.max(2, (value / top) * barSpace) : 0;
-    const group = s("g", { class: "chart-row" });
-    group.append(
-      s("title", { text: `${row.label}: ${hasValue ? value : "no score"}${row.note ? ` — ${row.note}` : ""}` }),
-      s("text", { x: 0, y: y + ROW / 2 + 4, class: "chart-label", text: truncate(row.label, 18) }),
-      s("rect", { x: LABEL_W, y: y + 4, width: barSpace, height: ROW - 10, rx: 3, class: "chart-track" }),
-      s("rect", { x: LABEL_W, y: y + 4, width: width.toFixed(1), height: ROW - 10, rx: 3, class: "chart-bar" }),
-      s("text", {
-        x: WIDTH - 2,
-        y: y + ROW / 2 + 4,
-        "text-anchor": "end",
-        class: "chart-value",
-        text: hasValue ? formatScore(value) : "—",
-      }),
+    const bar = h("span", { class: "chart-bar" });
+    bar.style.width = hasValue(row) && top > 0 ? `${Math.max(1, (value / top) * 100).toFixed(1)}%` : "0";
+    chart.append(
+      h(
+        "div",
+        { class: "chart-row", title: `${row.label}: ${hasValue(row) ? formatScore(value) : "no score"}${row.note ? ` — ${row.note}` : ""}`, "aria-hidden": "true" },
+        h("span", { class: "chart-label" }, row.label),
+        h("span", { class: "chart-track" }, bar),
+        h("span", { class: "chart-value" }, hasValue(row) ? formatScore(value) : "—"),
+      ),
     );
-    svg.append(group);
-  });
-  return svg;
+  }
+  return chart;
+}
+
+function hasValue(row) {
+  return row.value !== null && row.value !== undefined && !Number.isNaN(Number(row.value));
 }
 
 export function formatScore(value) {

@@ -1,5 +1,9 @@
-// The workflow's statuses, in order, and what the UI makes of them.
+// The one place that turns the API's typed status into what the UI says. The header, the
+// sidebar entry and the page body all call describeSession(), so they cannot disagree.
+// Member states come from the typed {state, text} the API sends; the legacy words
+// ("Thinking...", "Critique Complete") are read only when the typed field is absent.
 
+/** Session statuses in workflow order (the API's SessionStatus values). */
 const STATUS_RANK = {
   idle: 0,
   build_in_progress: 1,
@@ -16,19 +20,154 @@ const STATUS_RANK = {
   verdict_complete: 8,
 };
 
-/** Statuses during which a background step is running. */
+/** Statuses during which a step is running. */
 export const RUNNING = new Set(["build_in_progress", "executing", "reviewing", "synthesizing"]);
+
+/** Member states (the API's MemberState values) and whether each is final. */
+export const MEMBER_STATES = ["queued", "thinking", "searching", "streaming", "done", "failed", "cancelled", "skipped"];
+const FINAL_MEMBER = new Set(["done", "failed", "cancelled", "skipped"]);
+const WORKING_MEMBER = new Set(["thinking", "searching", "streaming"]);
+
+const MEMBER_LABEL = {
+  queued: "Queued",
+  thinking: "Thinking",
+  searching: "Searching the web",
+  streaming: "Writing",
+  done: "Done",
+  failed: "Failed",
+  cancelled: "Cancelled",
+  skipped: "Skipped",
+  waiting: "Not started",
+};
+
+// Only for servers that send words instead of {state, text}.
+const LEGACY_WORDS = [
+  [/^queued|^waiting|^pending/i, "queued"],
+  [/^search/i, "searching"],
+  [/^(thinking|reviewing|writing|working)/i, "thinking"],
+  [/^skipped/i, "skipped"],
+  [/cancel/i, "cancelled"],
+  [/fail|error/i, "failed"],
+  [/^(done|critique complete|complete|finished)/i, "done"],
+];
 
 /** How far along the workflow a status is (0 = nothing built yet). */
 export function statusRank(status) {
   return STATUS_RANK[status] ?? 0;
 }
 
-/** The colour family of a status badge. */
-export function badgeKind(status) {
-  if (!status) return "neutral";
-  if (status.endsWith("_error")) return "error";
-  if (RUNNING.has(status)) return "running";
-  if (status.endsWith("_complete") || status === "ready_to_execute") return "done";
-  return "neutral";
+/**
+ * One member's state in a lane ("execution_status" or "review_status").
+ * @returns {{state: string, label: string, text: string, working: boolean, final: boolean}}
+ */
+export function memberState(raw, fallback = "waiting") {
+  let state = fallback;
+  let text = "";
+  if (raw && typeof raw === "object") {
+    state = String(raw.state || fallback).toLowerCase();
+    text = typeof raw.text === "string" ? raw.text : "";
+  } else if (typeof raw === "string" && raw) {
+    const hit = LEGACY_WORDS.find(([re]) => re.test(raw.trim()));
+    state = hit ? hit[1] : "thinking";
+  }
+  return {
+    state,
+    label: MEMBER_LABEL[state] || state.replace(/_/g, " "),
+    text,
+    working: WORKING_MEMBER.has(state),
+    final: FINAL_MEMBER.has(state),
+  };
+}
+
+/** Every named member of a lane (the "ALL" line of old servers is not a member). */
+export function laneMembers(lane) {
+  const out = new Map();
+  for (const [name, raw] of Object.entries(lane || {})) {
+    if (name !== "ALL") out.set(name, memberState(raw));
+  }
+  return out;
+}
+
+function failedIn(lane) {
+  return [...laneMembers(lane)].filter(([, m]) => m.state === "failed").map(([name]) => name);
+}
+
+/** The reason a stopped run gives, by the prefix the workflow writes. */
+export function stopKind(message) {
+  const text = String(message || "").toLowerCase();
+  if (text.startsWith("cancelled")) return "cancelled";
+  if (text.startsWith("interrupted")) return "interrupted";
+  return "failed";
+}
+
+const BASE = {
+  idle: ["New question", "neutral", "Build the council to start"],
+  build_in_progress: ["Building council", "running", "The chairman is choosing the members"],
+  build_error: ["Build failed", "error", "Building the council failed"],
+  build_complete: ["Council ready", "done", "Ready to execute"],
+  ready_to_execute: ["Council ready", "done", "Ready to execute"],
+  executing: ["Executing", "running", "Agents are answering"],
+  execution_error: ["Execution failed", "error", "The answers failed"],
+  execution_complete: ["Execution complete", "done", "Ready for peer review"],
+  reviewing: ["Reviewing", "running", "Agents are reviewing each other"],
+  review_error: ["Review failed", "error", "The peer review failed"],
+  review_complete: ["Review complete", "done", "Ready for the verdict"],
+  synthesizing: ["Synthesizing", "running", "The chairman is writing the verdict"],
+  verdict_complete: ["Verdict complete", "done", "The verdict is ready"],
+};
+
+/**
+ * What the UI says about a session, from /status (or a sidebar row, which lacks lanes).
+ * kind: neutral | running | done | partial | error. failed: member names that failed in
+ * the step that last ran. detail: one short line for the header and the sidebar.
+ */
+export function describeSession(status) {
+  const s = status || {};
+  const key = s.status || "idle";
+  const [label0, kind0, detail0] = BASE[key] || [humanizeStatus(key), "neutral", ""];
+  let label = label0;
+  let kind = kind0;
+  let detail = detail0;
+  const rank = statusRank(key);
+  const execFailed = failedIn(s.execution_status);
+  const reviewFailed = failedIn(s.review_status);
+  const execTotal = laneMembers(s.execution_status).size;
+  const reviewTotal = laneMembers(s.review_status).size;
+  let failed = [];
+  let step = "execute";
+  if (key === "execution_error" || key === "review_error") {
+    const why = stopKind(key === "execution_error" ? s.execution_error : s.review_error);
+    const what = key === "execution_error" ? "Execution" : "Review";
+    if (why === "cancelled") [label, detail] = [`${what} cancelled`, "Stopped at your request; start it again when ready"];
+    if (why === "interrupted") [label, detail] = [`${what} interrupted`, "The server stopped mid-run; start it again"];
+  }
+  if (key === "execution_complete" && execFailed.length) {
+    kind = "partial";
+    failed = execFailed;
+    label = "Partly complete";
+    detail = `${execTotal - execFailed.length}/${execTotal} agents succeeded`;
+  } else if (key === "review_complete" && reviewFailed.length) {
+    kind = "partial";
+    failed = reviewFailed;
+    step = "review";
+    label = "Review partly complete";
+    detail = `${reviewTotal - reviewFailed.length}/${reviewTotal} reviews succeeded`;
+  } else if (key === "execution_error") {
+    failed = execFailed;
+  } else if (key === "review_error") {
+    failed = reviewFailed;
+    step = "review";
+  }
+  return { status: key, rank, label, kind, detail, failed, failedStep: step, running: RUNNING.has(key) };
+}
+
+function humanizeStatus(value) {
+  const text = String(value || "").replace(/_/g, " ").trim();
+  return text ? text[0].toUpperCase() + text.slice(1) : "";
+}
+
+/** The badge colour family of a description (CSS: .badge-<kind>). */
+export function badgeKind(statusOrDescription) {
+  if (statusOrDescription && typeof statusOrDescription === "object") return statusOrDescription.kind;
+  return describeSession({ status: statusOrDescription }).kind;
 }

@@ -46,12 +46,44 @@ export function tokenDialog() {
   });
 }
 
-/** A short message in the corner that screen readers announce. */
+/** A short message in the top bar (never over the page) that screen readers announce. */
 export function toast(message, kind = "info") {
   const region = document.getElementById("toasts");
-  const item = h("div", { class: `toast toast-${kind}` }, message);
+  // One at a time: a queue of them would need room the top bar does not have.
+  for (const old of region.querySelectorAll(".toast")) old.remove();
+  const item = h("div", { class: `toast toast-${kind}`, title: message }, message);
   region.append(item);
   setTimeout(() => item.remove(), 4000);
+}
+
+/**
+ * A stored or live error, shown once: what failed, the reason in a sentence, and the
+ * provider's raw detail behind a disclosure. `message` is the API's text, which may
+ * already start with `title` ("Building the council failed: ..."); that prefix is not
+ * repeated.
+ */
+export function errorNotice(title, message, { testid = null } = {}) {
+  let text = String(message || "").trim();
+  const bare = title.replace(/[.:]\s*$/, "");
+  if (text.toLowerCase().startsWith(bare.toLowerCase())) text = text.slice(bare.length).replace(/^[\s:.-]+/, "");
+  // "cancelled: ...", "interrupted: ..." and "every agent failed: ..." carry their
+  // reason after the first colon; a provider's reply is the long tail after that.
+  const cut = text.indexOf(": ");
+  const reason = cut > 0 && cut < 120 ? text.slice(0, cut) : text.length <= 160 ? text : `${text.slice(0, 157)}…`;
+  const rest = text.length > reason.length ? text : "";
+  return h(
+    "div",
+    { class: "notice notice-error error-notice", role: "alert", "data-testid": testid },
+    h("p", { class: "error-title" }, h("strong", null, `${bare}.`), reason ? ` ${sentence(reason)}` : ""),
+    rest ? h("details", { class: "error-detail" }, h("summary", null, "Provider detail"), h("pre", null, rest)) : null,
+  );
+}
+
+function sentence(text) {
+  const t = text.trim();
+  if (!t) return "";
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?…]$/.test(first) ? first : `${first}.`;
 }
 
 /** Run an async action with the button disabled and a busy label; restores it after. */

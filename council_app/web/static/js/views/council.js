@@ -5,7 +5,7 @@
 import { api, errorText } from "../api.js";
 import { h, render, uid } from "../dom.js";
 import { statusRank } from "../status.js";
-import { confirmDialog, notice, progressBar, toast, withBusy } from "../ui.js";
+import { confirmDialog, errorNotice, notice, progressBar, toast, withBusy } from "../ui.js";
 
 const EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"];
 const MAX_AGENTS = 12;
@@ -44,19 +44,23 @@ async function build(page, container, force) {
 
 function renderBuild(page, container) {
   const status = page.status && page.status.status;
-  const error = h("div", { "data-testid": "build-error" });
-  const button = h("button", { type: "button", class: "button button-primary", "data-testid": "build-button" }, "Build council");
+  const stored = status === "build_error" ? (page.status && page.status.build_error) || (page.summary && page.summary.build_error) : null;
+  // One error slot: the stored failure after a reload, replaced by a live one.
+  const error = h("div", { "data-testid": "build-error" }, status === "build_error" ? errorNotice("Building the council failed", stored || "the reason was not recorded") : null);
+  const button = h("button", { type: "button", class: "button button-primary", "data-testid": "build-button" }, status === "build_error" ? "Try again" : "Build council");
   const progress = h("div", { class: "build-progress", hidden: true }, progressBar(null, "Building the council"), h("p", { role: "status" }, "The chairman is choosing the council members…"));
 
   async function start() {
-    error.textContent = "";
+    render(error);
     progress.hidden = false;
+    page.markRunning("build_in_progress");
     try {
-      await withBusy(button, "Building…", () => build(page, container, status === "build_error"));
+      await withBusy(button, "Building…", () => build(page, container, false));
     } catch (err) {
       if (!page.isCurrent()) return;
       progress.hidden = true;
-      render(error, notice("error", `Building the council failed: ${errorText(err)}`));
+      render(error, errorNotice("Building the council failed", errorText(err)));
+      button.textContent = "Try again";
       page.refreshStatus().catch(() => {});
     }
   }
@@ -69,7 +73,6 @@ function renderBuild(page, container) {
       { class: "panel" },
       h("h2", null, "Build the council"),
       h("p", null, "The chairman reads your question and files, then proposes a council of agents with distinct personas. You can edit every agent before running it."),
-      status === "build_error" ? notice("error", "The last attempt to build the council failed. Try again.") : null,
       error,
       progress,
       h("div", { class: "form-actions" }, button),

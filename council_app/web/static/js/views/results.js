@@ -3,9 +3,10 @@
 
 import { api, errorText } from "../api.js";
 import { formatScore, barChart } from "../chart.js";
-import { h, render } from "../dom.js";
+import { formatTokens, h, render } from "../dom.js";
 import { renderMarkdown } from "../markdown.js";
-import { notice } from "../ui.js";
+import { costText } from "../costs.js";
+import { errorNotice, notice } from "../ui.js";
 
 function asText(value) {
   return Array.isArray(value) ? value.map(String).join("; ") : String(value);
@@ -25,7 +26,7 @@ export function ranking(results, reviewsData) {
     if (top !== null && top !== undefined) firsts.set(String(top), (firsts.get(String(top)) || 0) + 1);
   }
   return results
-    .filter((r) => r.proposal_id !== undefined && r.proposal_id !== null)
+    .filter((r) => r.proposal_id !== undefined && r.proposal_id !== null && r.status !== "error")
     .map((r) => {
       const entry = aggregated[String(r.proposal_id)] || aggregated[r.proposal_id] || {};
       const scores = entry.scores || [];
@@ -55,12 +56,66 @@ function scoresFor(proposalId, reviewsData) {
   return rows;
 }
 
+/** Reviewers score 1–5 (the review prompt's scale); wider only if a score says so. */
 function scaleMax(reviewsData) {
   let max = 0;
   for (const entry of Object.values((reviewsData && reviewsData.aggregated_scores) || {})) {
     for (const v of entry.scores || []) max = Math.max(max, Number(v) || 0);
   }
   return max <= 5 ? 5 : max <= 10 ? 10 : max <= 100 ? 100 : max;
+}
+
+const SAFE_URL = /^https?:\/\//i;
+
+/** A source link that opens apart from the app and tells the target nothing. */
+function sourceLink(url, title) {
+  const text = title || url;
+  if (!SAFE_URL.test(String(url || ""))) return h("span", null, text || "(no address)");
+  return h("a", { href: url, target: "_blank", rel: "noopener noreferrer", class: "source-link" }, text);
+}
+
+/** The web searches an agent ran and the sources it cited, from tools_used / citations. */
+export function sourcesOf(item) {
+  const searches = [];
+  for (const tool of Array.isArray(item.tools_used) ? item.tools_used : []) {
+    if (typeof tool === "string") {
+      searches.push({ query: tool, sources: [] });
+      continue;
+    }
+    if (!tool || typeof tool !== "object") continue;
+    const query = tool.query || (tool.input && tool.input.query) || (tool.arguments && tool.arguments.query) || "";
+    const found = tool.sources || tool.results || tool.citations || [];
+    searches.push({ query: String(query), sources: Array.isArray(found) ? found : [] });
+  }
+  const cited = (Array.isArray(item.citations) ? item.citations : []).concat(Array.isArray(item.sources) ? item.sources : []);
+  const norm = (src) => (typeof src === "string" ? { url: src, title: "" } : { url: src && (src.url || src.link || src.href), title: src && (src.title || src.name || "") });
+  return { searches: searches.map((s) => ({ ...s, sources: s.sources.map(norm) })), cited: cited.map(norm) };
+}
+
+function sourcesSection(item) {
+  const { searches, cited } = sourcesOf(item);
+  if (!searches.length && !cited.length) return null;
+  const count = searches.length;
+  return h(
+    "details",
+    { class: "sources", "data-testid": "sources" },
+    h("summary", null, count ? `Web search: ${count} quer${count === 1 ? "y" : "ies"}, ${cited.length || searches.reduce((n, s) => n + s.sources.length, 0)} sources` : `Sources (${cited.length})`),
+    searches.length
+      ? h(
+          "ul",
+          { class: "search-list" },
+          searches.map((s) =>
+            h(
+              "li",
+              null,
+              h("span", { class: "search-query" }, "Searched: ", h("q", null, s.query || "(no query recorded)")),
+              s.sources.length ? h("ul", null, s.sources.map((src) => h("li", null, sourceLink(src.url, src.title)))) : null,
+            ),
+          ),
+        )
+      : null,
+    cited.length ? [h("p", { class: "hint" }, "Cited:"), h("ol", { class: "citation-list" }, cited.map((src) => h("li", null, sourceLink(src.url, src.title))))] : null,
+  );
 }
 
 export async function renderResults(page, container) {
@@ -119,7 +174,7 @@ export async function renderResults(page, container) {
             ),
           ),
         ),
-        h("p", { class: "hint" }, `Mean of the peer-review scores (scale 0–${max}); ties go to more first-place rankings.`),
+        h("p", { class: "hint", "data-testid": "ranking-caption" }, `Mean of the peer-review scores (scale 1–${max}); ties go to more first-place rankings. Agents that failed are not ranked.`),
       )
     : notice("info", reviewsNote || "No peer reviews yet.", " ", h("a", { href: page.path("run") }, "Run the peer review"));
 
@@ -134,12 +189,14 @@ export async function renderResults(page, container) {
         h(
           "article",
           { class: ["card proposal", item.status === "error" && "failed"], "data-testid": "proposal" },
+          h("p", { class: "eyebrow" }, `Proposal #${item.proposal_id}`),
           h("h3", { class: "agent-title" }, item.agent_name),
           item.agent_persona
             ? h("details", { class: "persona" }, h("summary", null, "Persona"), h("p", null, item.agent_persona))
             : null,
+          agentCost(page, item.agent_name),
           item.status === "error"
-            ? notice("error", `This agent failed: ${item.error || "unknown error"}`)
+            ? errorNotice("This agent failed", item.error || "unknown error")
             : [
                 item.tldr ? h("p", { class: "tldr" }, h("strong", null, "TL;DR "), item.tldr) : null,
                 reviewsData
@@ -150,6 +207,7 @@ export async function renderResults(page, container) {
                       h("figcaption", { class: "hint" }, "Score from each reviewer"),
                     )
                   : null,
+                sourcesSection(item),
                 h(
                   "details",
                   { class: "response" },
@@ -171,18 +229,26 @@ export async function renderResults(page, container) {
           "div",
           { class: "review-list" },
           (reviewsData.reviews || []).map((review) => {
+            if (review.skipped) {
+              return h(
+                "article",
+                { class: "card review skipped", "data-testid": "review-card" },
+                h("h3", { class: "agent-title" }, `Review by ${review.reviewer}`),
+                h("p", { class: "hint" }, "Skipped: there was no other agent's proposal to review."),
+              );
+            }
             if (review.error) {
               return h(
                 "article",
-                { class: "card review failed" },
-                h("h3", { class: "agent-title" }, review.reviewer),
-                notice("error", `Review failed: ${review.error}`),
+                { class: "card review failed", "data-testid": "review-card" },
+                h("h3", { class: "agent-title" }, `Review by ${review.reviewer}`),
+                errorNotice("Review failed", review.error),
               );
             }
             const parsed = review.parsed || {};
             return h(
               "article",
-              { class: "card review" },
+              { class: "card review", "data-testid": "review-card" },
               h("h3", { class: "agent-title" }, `Review by ${review.reviewer}`),
               parsed.overall_tldr || review.tldr ? h("p", { class: "tldr" }, parsed.overall_tldr || review.tldr) : null,
               Array.isArray(parsed.overall_ranking) && parsed.overall_ranking.length
@@ -190,7 +256,7 @@ export async function renderResults(page, container) {
                     "p",
                     { class: "hint" },
                     "Ranking: ",
-                    parsed.overall_ranking.map((id) => names.get(String(id)) || `#${id}`).join(" › "),
+                    parsed.overall_ranking.map((id) => `#${id} ${names.get(String(id)) || ""}`.trim()).join(" › "),
                   )
                 : null,
               (parsed.per_proposal || []).length
@@ -202,7 +268,7 @@ export async function renderResults(page, container) {
                       h(
                         "div",
                         { class: "review-note" },
-                        h("h4", null, `${names.get(String(p.proposal_id)) || `#${p.proposal_id}`} — ${formatScore(p.score)}`),
+                        h("h4", { class: "review-note-title" }, `Proposal #${p.proposal_id} — ${names.get(String(p.proposal_id)) || "unknown agent"}`, h("span", { class: "review-score" }, ` · ${formatScore(p.score)} / ${max}`)),
                         p.strengths ? h("p", null, h("strong", null, "Strengths: "), asText(p.strengths)) : null,
                         p.weaknesses ? h("p", null, h("strong", null, "Weaknesses: "), asText(p.weaknesses)) : null,
                         p.gaps_risks ? h("p", null, h("strong", null, "Gaps and risks: "), asText(p.gaps_risks)) : null,
@@ -226,6 +292,12 @@ export async function renderResults(page, container) {
     reviews,
     statusNext(page),
   );
+}
+
+function agentCost(page, name) {
+  const spent = (((page.status && page.status.tokens) || {}).by_agent || {})[name];
+  if (!spent) return null;
+  return h("p", { class: "hint agent-cost", "data-testid": "agent-cost" }, `${formatTokens(spent.total_tokens)} tokens · ${costText(spent)}`);
 }
 
 function statusNext(page) {
