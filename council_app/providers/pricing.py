@@ -1,7 +1,9 @@
-"""Token prices, so every run can report what it cost.
+"""What a call cost, honestly: the gateway's own figure, else tokens x a listed price.
 
-Prices are USD per million tokens. The built-in table covers the usual OpenAI models; a
-JSON file can override or extend it without a code change when prices move.
+Prices (USD per million tokens) come from the maintained model catalogue (``catalog.py``);
+a JSON file (``COUNCIL_PRICES_FILE``) can override or extend it without a code change.
+A model with no known price, or a response without usage, costs ``None`` (unknown), never
+0 or a guess; only the offline stand-in is free.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import catalog
+from .base import Completion
+
+_PER_MILLION = 1_000_000
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -21,34 +28,15 @@ class Rate:
     output: float
 
 
-BUILTIN_PRICES: dict[str, Rate] = {
-    "gpt-5.1": Rate(1.25, 10.0),
-    "gpt-5": Rate(1.25, 10.0),
-    "gpt-5-mini": Rate(0.25, 2.0),
-    "gpt-5-nano": Rate(0.05, 0.40),
-    "gpt-4.1": Rate(2.0, 8.0),
-    "gpt-4.1-mini": Rate(0.40, 1.60),
-    "gpt-4o": Rate(2.50, 10.0),
-    "gpt-4o-mini": Rate(0.15, 0.60),
-}
-
-# Deliberately on the expensive side so an unknown model is never reported as cheap.
-UNKNOWN_RATE = Rate(2.50, 10.0)
-
-_PER_MILLION = 1_000_000
-
-
 class PriceTable:
-    """Looks up a model's rate: exact name, then vendor-less name, then longest known prefix."""
+    """Looks up a model's rate: the override file first, then the catalogue."""
 
     def __init__(self, rates: Mapping[str, Rate] | None = None) -> None:
-        merged = dict(BUILTIN_PRICES)
-        merged.update(rates or {})
-        self._rates = {name.strip().lower(): rate for name, rate in merged.items()}
+        self._rates = {name.strip().lower(): rate for name, rate in (rates or {}).items()}
 
     @classmethod
     def load(cls, path: str | None) -> PriceTable:
-        """Built-in table, overridden/extended by the JSON file at ``path`` when given.
+        """The catalogue, overridden/extended by the JSON file at ``path`` when given.
 
         Raises ``ValueError`` with a one-line message naming the file when it is unusable.
         """
@@ -63,31 +51,45 @@ class PriceTable:
             raise ValueError(f"price file {path}: not valid JSON ({reason})") from e
         return cls(_rates_from_json(raw, path))
 
-    def rate(self, model: str) -> Rate:
-        """The rate used for ``model`` (``UNKNOWN_RATE`` when nothing matches)."""
-        name = (model or "").strip().lower()
-        candidates = [name]
-        if "/" in name:  # OpenRouter style "openai/gpt-4o"
-            candidates.append(name.rsplit("/", 1)[1])
-        for candidate in candidates:
+    def rate(self, model: str) -> Rate | None:
+        """The rate used for ``model``, or None when no price is known."""
+        for candidate in catalog.candidates(model):
             if candidate in self._rates:
                 return self._rates[candidate]
-        for candidate in candidates:
+        for candidate in catalog.candidates(model):
             best = _longest_prefix(candidate, self._rates)
             if best is not None:
                 return self._rates[best]
-        return UNKNOWN_RATE
+        facts = catalog.lookup(model)
+        if facts is None or facts.input_per_million is None or facts.output_per_million is None:
+            return None
+        return Rate(facts.input_per_million, facts.output_per_million)
 
     def cost_usd(
         self, model: str, input_tokens: int, output_tokens: int, provider: str = "openai"
-    ) -> float:
-        """USD cost of one call; always 0.0 for the offline provider."""
+    ) -> float | None:
+        """USD cost of one call from its tokens; 0.0 offline, None when the price is unknown."""
         if provider == "offline":
             return 0.0
         rate = self.rate(model)
+        if rate is None:
+            return None
         return (
             max(0, input_tokens) * rate.input + max(0, output_tokens) * rate.output
         ) / _PER_MILLION
+
+    def cost_of(self, completion: Completion) -> float | None:
+        """What ``completion`` cost: the gateway's figure when it sent one, else its tokens
+        priced; None when usage or price is missing."""
+        if completion.gateway_cost_usd is not None:
+            return completion.gateway_cost_usd
+        if completion.provider == "offline":
+            return 0.0
+        if not completion.usage_known:
+            return None
+        return self.cost_usd(
+            completion.model, completion.input_tokens, completion.output_tokens, completion.provider
+        )
 
 
 def _longest_prefix(name: str, known: Mapping[str, Rate]) -> str | None:
@@ -114,7 +116,7 @@ def _rates_from_json(raw: object, path: str) -> dict[str, Rate]:
                 raise ValueError(
                     f"price file {path}: {model!r}.{field} must be a non-negative number"
                 )
-            values.append(float(value))
+            values.append(float(value))  # type: ignore[arg-type]  # _is_price checked it
         rates[model] = Rate(*values)
     return rates
 
@@ -128,6 +130,8 @@ def _is_price(value: object) -> bool:
 _DEFAULT_TABLE = PriceTable()
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int, provider: str = "openai") -> float:
-    """Cost using the built-in table only (convenience for callers without a price file)."""
+def cost_usd(
+    model: str, input_tokens: int, output_tokens: int, provider: str = "openai"
+) -> float | None:
+    """Cost using the catalogue only (convenience for callers without a price file)."""
     return _DEFAULT_TABLE.cost_usd(model, input_tokens, output_tokens, provider)

@@ -1,7 +1,10 @@
-"""A scriptable Chat Completions server on loopback, so the real OpenAI client can be tested.
+"""A scriptable OpenAI-protocol server on loopback, so the real OpenAI client can be tested.
 
-Tests queue behaviours (success, HTTP error, hang, broken body); each request pops the next
-one, or uses ``default`` when the queue is empty. Every request is recorded.
+Speaks Chat Completions (plain and streamed as server-sent events, with tool calls,
+OpenRouter's ``usage.cost`` and ``annotations``, LiteLLM's cost header), the Responses API
+(with ``web_search_call`` output items) and ``GET /v1/models``.  Tests queue behaviours
+(success, HTTP error, hang, broken body); each request pops the next one, or uses
+``default`` when the queue is empty. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
+MODELS_PATH = "/v1/models"
 
 
 @dataclass(frozen=True)
@@ -25,22 +30,60 @@ class Behaviour:
     text: str | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
     message: str = ""
+    tool_calls: tuple[tuple[str, str], ...] = ()  # (function name, JSON arguments)
+    annotations: tuple[dict[str, Any], ...] = ()  # url_citation annotations on the message
+    searches: tuple[tuple[str, tuple[str, ...]], ...] = ()  # Responses: (query, source URLs)
+    stream_usage: bool = True  # False: a streaming server that never sends usage
+    param: str | None = None  # the error body's "param"
 
 
 def success(
-    text: str | None, *, prompt_tokens: int = 11, completion_tokens: int = 7, usage: bool = True
+    text: str | None,
+    *,
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+    usage: bool = True,
+    cost: float | None = None,
+    headers: dict[str, str] | None = None,
+    annotations: tuple[dict[str, Any], ...] = (),
+    searches: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    stream_usage: bool = True,
 ) -> Behaviour:
-    """200 with ``text`` as the assistant message (``None`` sends ``content: null``)."""
-    counts = None
+    """200 with ``text`` as the assistant message (``None`` sends ``content: null``).
+
+    ``cost`` adds OpenRouter's ``usage.cost``; ``headers`` e.g. LiteLLM's cost header."""
+    counts: dict[str, Any] | None = None
     if usage:
         counts = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-    return Behaviour("success", text=text, usage=counts)
+        if cost is not None:
+            counts["cost"] = cost
+    return Behaviour(
+        "success",
+        text=text,
+        usage=counts,
+        headers=dict(headers or {}),
+        annotations=annotations,
+        searches=searches,
+        stream_usage=stream_usage,
+    )
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, **kwargs: Any) -> Behaviour:
+    """200 whose assistant message asks to call one function (finish_reason tool_calls)."""
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    base = success(None, **kwargs)
+    return Behaviour("success", usage=base.usage, headers=base.headers, tool_calls=((name, args),))
+
+
+def url_citation(url: str, title: str = "") -> dict[str, Any]:
+    """A Chat Completions annotation as OpenRouter's web plugin sends it."""
+    return {"type": "url_citation", "url_citation": {"url": url, "title": title, "content": ""}}
 
 
 def status(
@@ -59,6 +102,12 @@ def status(
     if retry_after_ms is not None:
         headers["retry-after-ms"] = retry_after_ms
     return Behaviour("status", status=code, headers=headers, message=message or f"fake {code}")
+
+
+def refuse_param(param: str, message: str | None = None) -> Behaviour:
+    """400 naming an unsupported parameter, the way OpenAI words it."""
+    text = message or f"Unsupported parameter: '{param}' is not supported with this model."
+    return Behaviour("status", status=400, message=text, param=param)
 
 
 def hang() -> Behaviour:
@@ -88,6 +137,7 @@ class FakeOpenAIServer:
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self.models: list[str] | None = ["gpt-4o-mini", "gpt-5.1"]  # None: GET /models is 404
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -105,6 +155,10 @@ class FakeOpenAIServer:
     def chat_requests(self) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == CHAT_PATH]
+
+    def responses_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == RESPONSES_PATH]
 
     def start(self) -> FakeOpenAIServer:
         self._thread.start()
@@ -135,6 +189,19 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
 
+        def do_GET(self) -> None:
+            record = RecordedRequest(self.path, dict(self.headers), None, time.monotonic())
+            with server._lock:
+                server.requests.append(record)
+            if self.path == MODELS_PATH and server.models is not None:
+                data = [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                    for m in server.models
+                ]
+                self._send(200, {"object": "list", "data": data})
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
@@ -142,7 +209,7 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             record = RecordedRequest(self.path, dict(self.headers), body, time.monotonic())
-            if self.path != CHAT_PATH:
+            if self.path not in (CHAT_PATH, RESPONSES_PATH):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             behaviour = server._next(record)
@@ -150,13 +217,38 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 server._release.wait(timeout=30)
                 self.close_connection = True
                 return
+            streaming = isinstance(body, dict) and bool(body.get("stream"))
             if behaviour.kind == "invalid_json":
                 self._send_raw(200, b'{"id": "chatcmpl-broken", "choices": [', {})
             elif behaviour.kind == "status":
-                error = {"message": behaviour.message, "type": "fake_error", "code": None}
+                error = {
+                    "message": behaviour.message,
+                    "type": "fake_error",
+                    "code": None,
+                    "param": behaviour.param,
+                }
                 self._send(behaviour.status, {"error": error}, behaviour.headers)
+            elif self.path == RESPONSES_PATH:
+                response = _response(body, behaviour)
+                if streaming:
+                    self._send_events(_response_events(response, behaviour), behaviour.headers)
+                else:
+                    self._send(200, response, behaviour.headers)
+            elif streaming:
+                self._send_events(_chunks(body, behaviour), behaviour.headers)
             else:
-                self._send(200, _completion(body, behaviour))
+                self._send(200, _completion(body, behaviour), behaviour.headers)
+
+        def _send_events(self, events: list[dict[str, Any]], headers: dict[str, str]) -> None:
+            data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+            data += b"data: [DONE]\n\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
 
         def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             self._send_raw(code, json.dumps(payload).encode(), headers or {})
@@ -173,21 +265,216 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _model(request_body: Any) -> str:
+    return request_body.get("model", "unknown") if isinstance(request_body, dict) else "unknown"
+
+
+def _tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
+    return [
+        {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+        for i, (n, a) in enumerate(behaviour.tool_calls)
+    ]
+
+
 def _completion(request_body: Any, behaviour: Behaviour) -> dict[str, Any]:
-    model = request_body.get("model", "unknown") if isinstance(request_body, dict) else "unknown"
+    message: dict[str, Any] = {"role": "assistant", "content": behaviour.text}
+    if behaviour.tool_calls:
+        message["tool_calls"] = _tool_calls(behaviour)
+    if behaviour.annotations:
+        message["annotations"] = list(behaviour.annotations)
     payload: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": model,
+        "model": _model(request_body),
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": behaviour.text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "tool_calls" if behaviour.tool_calls else "stop",
             }
         ],
     }
     if behaviour.usage is not None:
         payload["usage"] = behaviour.usage
     return payload
+
+
+def _chunks(request_body: Any, behaviour: Behaviour) -> list[dict[str, Any]]:
+    """The completion as ``chat.completion.chunk`` events: text in pieces, tool call
+    arguments split in two, finish reason, then usage when asked for."""
+    head = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": _model(request_body),
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    text = behaviour.text or ""
+    for i in range(0, len(text), 4):
+        events.append(chunk({"content": text[i : i + 4]}))
+    for i, call in enumerate(_tool_calls(behaviour)):
+        args = call["function"]["arguments"]
+        half = len(args) // 2
+        events.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {
+                                "name": call["function"]["name"],
+                                "arguments": args[:half],
+                            },
+                        }
+                    ]
+                }
+            )
+        )
+        events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}))
+    if behaviour.annotations:
+        events.append(chunk({"annotations": list(behaviour.annotations)}))
+    events.append(chunk({}, "tool_calls" if behaviour.tool_calls else "stop"))
+    options = request_body.get("stream_options") if isinstance(request_body, dict) else None
+    wants_usage = isinstance(options, dict) and options.get("include_usage")
+    if wants_usage and behaviour.usage is not None and behaviour.stream_usage:
+        events.append({**head, "choices": [], "usage": behaviour.usage})
+    return events
+
+
+def _response(request_body: Any, behaviour: Behaviour) -> dict[str, Any]:
+    """A Responses API object: one web_search_call item per search, then the message."""
+    output: list[dict[str, Any]] = []
+    for i, (query, urls) in enumerate(behaviour.searches):
+        output.append(
+            {
+                "type": "web_search_call",
+                "id": f"ws_{i}",
+                "status": "completed",
+                "action": {
+                    "type": "search",
+                    "query": query,
+                    "sources": [{"type": "url", "url": u} for u in urls],
+                },
+            }
+        )
+    annotations = [
+        {
+            "type": "url_citation",
+            "url": a["url_citation"]["url"],
+            "title": a["url_citation"].get("title", ""),
+            "start_index": 0,
+            "end_index": 1,
+        }
+        for a in behaviour.annotations
+    ]
+    output.append(
+        {
+            "type": "message",
+            "id": "msg_0",
+            "status": "completed",
+            "role": "assistant",
+            "content": [
+                {"type": "output_text", "text": behaviour.text or "", "annotations": annotations}
+            ],
+        }
+    )
+    payload: dict[str, Any] = {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 0,
+        "status": "completed",
+        "model": _model(request_body),
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    if behaviour.usage is not None:
+        payload["usage"] = {
+            "input_tokens": behaviour.usage["prompt_tokens"],
+            "output_tokens": behaviour.usage["completion_tokens"],
+            "total_tokens": behaviour.usage["total_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+    return payload
+
+
+def _response_events(response: dict[str, Any], behaviour: Behaviour) -> list[dict[str, Any]]:
+    text = behaviour.text or ""
+    events: list[dict[str, Any]] = [
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_0",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": text[i : i + 4],
+            "sequence_number": n,
+            "logprobs": [],
+        }
+        for n, i in enumerate(range(0, len(text), 4))
+    ]
+    events.append(
+        {"type": "response.completed", "response": response, "sequence_number": len(events)}
+    )
+    return events
+
+
+class FakeSearxng:
+    """A SearxNG-shaped ``GET /search?q=...&format=json`` on loopback."""
+
+    def __init__(self, results: dict[str, list[dict[str, str]]] | None = None) -> None:
+        self.results = results or {}
+        self.queries: list[str] = []
+        self.fail = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                from urllib.parse import parse_qs, urlparse
+
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                q = (query.get("q") or [""])[0]
+                outer.queries.append(q)
+                if url.path != "/search" or (query.get("format") or [""])[0] != "json":
+                    code, body = 403, {"error": "json format not enabled"}
+                elif outer.fail:
+                    code, body = 500, {"error": "engine down"}
+                else:
+                    code, body = 200, {"query": q, "results": outer.results.get(q, [])}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeSearxng:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)

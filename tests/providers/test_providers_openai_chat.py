@@ -174,12 +174,26 @@ def test_non_json_review_output_fails_to_parse(fake_server, make_openai):
 
 
 @pytest.mark.parametrize("key", [None, ""])
-def test_make_provider_without_key_is_offline(key):
-    provider = make_provider(api_key=key, base_url="http://unused", offline_latency_ms=7)
+def test_make_provider_without_key_or_base_url_is_offline(key):
+    provider = make_provider(api_key=key, base_url=None, offline_latency_ms=7)
 
     assert isinstance(provider, OfflineProvider)
     assert provider.name == "offline"
     assert provider.latency_ms == 7
+
+
+def test_base_url_without_key_talks_to_a_local_server(fake_server):
+    """Ollama, vLLM and LM Studio need no key: a placeholder is sent, not the offline stand-in."""
+    fake_server.push(success("from the local model"))
+    provider = make_provider(api_key=None, base_url=fake_server.base_url, max_retries=0)
+    try:
+        assert isinstance(provider, OpenAIChatProvider)
+        assert provider.complete(MESSAGES, model="llama3.2", task="execute").text == (
+            "from the local model"
+        )
+        assert fake_server.chat_requests()[0].headers["authorization"] == "Bearer not-needed"
+    finally:
+        provider.close()
 
 
 def test_make_provider_with_key_talks_to_base_url(fake_server):
