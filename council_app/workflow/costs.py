@@ -1,4 +1,9 @@
-"""Running token and cost totals of a session, per step and per agent."""
+"""Running token and cost totals of a session, per step and per agent.
+
+A call whose cost is unknown (no usage from the server, or no price for the model) adds
+its tokens but no dollars, counts in ``unpriced_calls`` and turns ``cost_known`` false in
+every bucket it touches, so a total is never shown as exact when part of it is missing.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ def empty_tokens() -> dict[str, Any]:
         "output_tokens": 0,
         "total_tokens": 0,
         "total_cost_usd": 0.0,
+        "cost_known": True,
+        "unpriced_calls": 0,
         "by_step": {},
         "by_agent": {},
     }
@@ -37,16 +44,20 @@ class CostMeter:
         self._lock = threading.Lock()
 
     def add(
-        self, step: str, agent: str, input_tokens: int, output_tokens: int, cost: float
+        self, step: str, agent: str, input_tokens: int, output_tokens: int, cost: float | None
     ) -> dict:
-        """Record one call; returns a copy of the new totals."""
+        """Record one call (``cost`` None: unknown); returns a copy of the new totals."""
         with self._lock:
             t = self._tokens
             for bucket in (t, _bucket(t["by_step"], step), _bucket(t["by_agent"], agent)):
                 bucket["input_tokens"] += input_tokens
                 bucket["output_tokens"] += output_tokens
                 bucket["total_tokens"] += input_tokens + output_tokens
-                bucket["total_cost_usd"] = round(bucket["total_cost_usd"] + cost, 8)
+                if cost is None:
+                    bucket["cost_known"] = False
+                    bucket["unpriced_calls"] += 1
+                else:
+                    bucket["total_cost_usd"] = round(bucket["total_cost_usd"] + cost, 8)
             return self.snapshot_locked()
 
     def snapshot(self) -> dict[str, Any]:
@@ -58,6 +69,8 @@ class CostMeter:
         return {
             **{k: t[k] for k in ("input_tokens", "output_tokens", "total_tokens")},
             "total_cost_usd": t["total_cost_usd"],
+            "cost_known": t["cost_known"],
+            "unpriced_calls": t["unpriced_calls"],
             "by_step": {k: dict(v) for k, v in t["by_step"].items()},
             "by_agent": {k: dict(v) for k, v in t["by_agent"].items()},
         }
@@ -70,6 +83,8 @@ def _bucket(group: dict[str, Any], name: str) -> dict[str, Any]:
             "output_tokens": 0,
             "total_tokens": 0,
             "total_cost_usd": 0.0,
+            "cost_known": True,
+            "unpriced_calls": 0,
         }
     return group[name]
 
@@ -100,4 +115,7 @@ def _counts(tokens: dict[str, Any]) -> dict[str, Any]:
     )
     cost = _number(tokens.get("total_cost_usd"))
     counts["total_cost_usd"] = cost if cost is not None else 0.0
+    unpriced = _number(tokens.get("unpriced_calls"))
+    counts["unpriced_calls"] = int(unpriced) if unpriced is not None and unpriced > 0 else 0
+    counts["cost_known"] = tokens.get("cost_known") is not False and not counts["unpriced_calls"]
     return counts

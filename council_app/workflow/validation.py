@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from council_app.workflow.errors import CouncilInvalid, WorkflowError
@@ -12,10 +13,16 @@ MAX_PERSONA_CHARS = 4000
 MAX_NAME_CHARS = 100
 
 
-def validate_council(payload: Any, max_agents: int = MAX_AGENTS) -> dict[str, Any]:
+def validate_council(
+    payload: Any,
+    max_agents: int = MAX_AGENTS,
+    known_model: Callable[[str], bool | None] | None = None,
+) -> dict[str, Any]:
     """A clean council config, or ``CouncilInvalid`` (422) listing every field at fault.
 
     Wrong JSON types at the top level are a 400 (the body is not a council at all).
+    ``known_model`` (the provider's model list, ``providers/models.py``) refuses a model the
+    provider does not serve; it answers None when no list is available, which refuses nothing.
     """
     if not isinstance(payload, dict):
         raise WorkflowError("The body must be a JSON object with an 'agents' list")
@@ -86,6 +93,8 @@ def validate_council(payload: Any, max_agents: int = MAX_AGENTS) -> dict[str, An
             errors.append(
                 {"field": f"{where}.model", "message": "Model must be a non-empty string"}
             )
+        elif isinstance(model, str):
+            _check_served(model.strip(), f"{where}.model", known_model, errors)
         if isinstance(name, str) and isinstance(persona, str):
             entry = {
                 "name": name.strip(),
@@ -96,6 +105,13 @@ def validate_council(payload: Any, max_agents: int = MAX_AGENTS) -> dict[str, An
             if isinstance(model, str) and model.strip():
                 entry["model"] = model.strip()
             clean.append(entry)
+    chairman = payload.get("chairman_model")
+    if chairman is not None and (not isinstance(chairman, str) or not chairman.strip()):
+        errors.append(
+            {"field": "chairman_model", "message": "Model must be a non-empty string or null"}
+        )
+    elif isinstance(chairman, str):
+        _check_served(chairman.strip(), "chairman_model", known_model, errors)
     if errors:
         raise CouncilInvalid(
             f"The council has {len(errors)} problem(s): "
@@ -106,4 +122,22 @@ def validate_council(payload: Any, max_agents: int = MAX_AGENTS) -> dict[str, An
     for key in ("council_name", "strategy_summary"):
         if isinstance(payload.get(key), str):
             council[key] = payload[key].strip()
+    if isinstance(chairman, str):
+        council["chairman_model"] = chairman.strip()  # this session's chairman
     return council
+
+
+def _check_served(
+    model: str,
+    field: str,
+    known_model: Callable[[str], bool | None] | None,
+    errors: list[dict[str, str]],
+) -> None:
+    if known_model is not None and known_model(model) is False:
+        errors.append(
+            {
+                "field": field,
+                "message": f"Model '{model}' is not served by the provider; GET /api/models "
+                "lists the ones that are",
+            }
+        )
