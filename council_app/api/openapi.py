@@ -104,6 +104,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "limit": _INT,
             "offset": _INT,
+            "next_cursor": _NULLABLE_STR,
         },
     },
     "Agent": {

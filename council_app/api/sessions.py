@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from council_app.api.auth import current_user
 from council_app.api.door import check_request
@@ -14,15 +18,16 @@ from council_app.api.openapi import F, doc, form_body, json_body, q_bool, q_int,
 from council_app.services import services
 from council_app.session_ids import is_valid_session_id, session_dir
 from council_app.settings import parse_bool
-from council_app.store.base import SessionRow
+from council_app.store.base import DocumentView, ListCursor, SessionRow, document_view
 from council_app.workflow.session_log import read_log_entries
-from council_app.workflow.steps import RUNNING
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 bp.before_request(check_request)  # nothing unstorable is ever accepted (422)
 
 MAX_QUESTION_CHARS = 20_000
 STATUS_KEYS = ("execution_status", "review_status", "execution_error", "review_error")
+MAX_CURSOR_CHARS = 400
+MAX_SEARCH_CHARS = 200
 
 
 def flag(name: str) -> bool:
@@ -114,7 +119,24 @@ def create_session() -> tuple[Response, int]:
 @bp.get("")
 @doc(
     "List the caller's sessions, newest first",
-    query=[q_int("limit", 1, 500, 50, "Page size"), q_int("offset", 0, 10_000_000, 0, "Skip")],
+    query=[
+        q_int("limit", 1, 500, 50, "Page size"),
+        q_int("offset", 0, 10_000_000, 0, "Skip (old clients; prefer cursor)"),
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "next_cursor of the previous page (opaque); not with offset",
+            "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+        },
+        {
+            "name": "q",
+            "in": "query",
+            "required": False,
+            "description": "Only sessions whose question contains this (case-insensitive)",
+            "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS},
+        },
+    ],
     ok=ref("SessionList"),
     errors=(400, 401, 503),
 )
@@ -122,7 +144,18 @@ def list_sessions() -> Response:
     user = current_user()
     limit = _int_arg("limit", 50, 1, 500)
     offset = _int_arg("offset", 0, 0, 10_000_000)
-    rows = services().store.list_sessions(user, limit, offset)
+    after = _cursor_arg()
+    if after is not None and offset:
+        raise ApiError(400, "bad_request", "Give either 'cursor' or 'offset', not both")
+    search = (request.args.get("q") or "").strip()
+    if len(search) > MAX_SEARCH_CHARS:
+        raise ApiError(400, "bad_request", f"'q' is over {MAX_SEARCH_CHARS} characters")
+    # One row more than the page says whether there is a next one.
+    rows = services().states.list_sessions(
+        user, limit + 1, offset, after=after, query=search or None
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
     return jsonify(
         {
             "sessions": [
@@ -140,8 +173,34 @@ def list_sessions() -> Response:
             ],
             "limit": limit,
             "offset": offset,
+            "next_cursor": encode_cursor(ListCursor.after(rows[-1])) if more else None,
         }
     )
+
+
+def encode_cursor(cursor: ListCursor) -> str:
+    """Opaque to clients: the last row's sort key, base64url-encoded JSON."""
+    raw = orjson.dumps([cursor.created_at.isoformat(), cursor.session_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_arg() -> ListCursor | None:
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) > MAX_CURSOR_CHARS or not raw.isascii():
+            raise ValueError
+        decoded = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        created, session_id = decoded
+        when = datetime.fromisoformat(created)
+        if not isinstance(session_id, str) or not session_id or when.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise ApiError(
+            400, "bad_request", "'cursor' is not a next_cursor this server gave out"
+        ) from None
+    return ListCursor(when, session_id)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -278,10 +337,11 @@ def status(session_id: str) -> Response:
     errors=(401, 404, 410, 503),
 )
 def results(session_id: str) -> Response:
-    state = owned_state(session_id)
-    if not state.get("execution_results"):
+    view = _view(session_id, (), RESULTS_RAW_KEYS, require_state=True)
+    text = view.raw["execution_results"]
+    if text is None or (len(text) < 16 and not orjson.loads(text)):  # falsy: null, [], {}...
         raise ApiError(404, "not_found", "No results yet: POST /execute and wait for it to finish")
-    return jsonify(state["execution_results"])
+    return Response(text, mimetype="application/json")
 
 
 @bp.get("/<session_id>/reviews")
@@ -316,10 +376,9 @@ SUMMARY_KEYS = (
 @bp.get("/<session_id>/summary")
 @doc("Everything about a session", ok=ref("Summary"), errors=(401, 404, 410, 503))
 def summary(session_id: str) -> Response:
-    row = owned_session(session_id)
-    stored = services().states.load(session_id)
-    state = stored.state if stored else {}
-    body = {key: state.get(key) for key in SUMMARY_KEYS}
+    view = _view(session_id, SUMMARY_SMALL_KEYS, SUMMARY_RAW_KEYS, require_state=False)
+    row, state = view.row, view.small
+    body = {key: state.get(key) for key in SUMMARY_KEYS if key not in SUMMARY_RAW_KEYS}
     body["session_id"] = session_id
     body["question"] = state.get("question") if isinstance(state.get("question"), str) else ""
     body["status"] = state.get("status") or row.status
@@ -330,7 +389,52 @@ def summary(session_id: str) -> Response:
         if key in state:
             body[key] = state[key]
     body["provider"] = services().provider.name
-    return jsonify(body)
+    return _json_with_raw(body, view.raw)
+
+
+# /summary and /results of a completed session are hundreds of KB: the large values come
+# from the store as JSON text (read_view) and go out as they are, never parsed here.
+SUMMARY_RAW_KEYS = (
+    "council_config",
+    "execution_results",
+    "peer_reviews",
+    "aggregated_scores",
+    "chairman_verdict",
+)
+SUMMARY_SMALL_KEYS = (
+    *(k for k in SUMMARY_KEYS if k not in SUMMARY_RAW_KEYS and k != "session_id"),
+    *STATUS_KEYS,
+    "build_error",
+    "synthesis_error",
+)
+RESULTS_RAW_KEYS = ("execution_results",)
+
+
+def _view(
+    session_id: str, small: tuple[str, ...], raw: tuple[str, ...], *, require_state: bool
+) -> DocumentView:
+    """The caller's session with ``raw`` keys as JSON text; 404/410 as ``owned_session``."""
+    _check_id(session_id)
+    view = services().states.view(session_id, small, raw)
+    if view is not None:
+        _owned(view.row, current_user())
+        return view
+    # Not in the database's document table (a legacy file) or not an object: parse.
+    row = owned_session(session_id)
+    stored = services().states.load(session_id)
+    if stored is None and require_state:
+        raise ApiError(404, "not_found", "Session not found")
+    return document_view(row, stored.state if stored else {}, small, raw)
+
+
+def _json_with_raw(body: dict[str, Any], raw: dict[str, str | None]) -> Response:
+    """``body`` plus the ``raw`` members (JSON text, None for null) as one JSON object."""
+    parts = [current_app.json.dumps(body)[:-1]]
+    for key, text in raw.items():
+        parts.append(f"{',' if len(parts) > 1 or body else ''}{orjson.dumps(key).decode()}:")
+        parts.append(text if text is not None else "null")
+    parts.append("}")
+    return Response("".join(parts), mimetype="application/json")
 
 
 @bp.get("/<session_id>/logs")

@@ -80,6 +80,50 @@ class StoredState:
     revision: int  # 0 when the session has no row yet (a legacy file read as a fallback)
 
 
+@dataclass(frozen=True)
+class ListCursor:
+    """Where a page of a listing ended: the last row's sort key (created_at desc, id desc).
+
+    Keyset pagination: the next page starts strictly after this key, so a page 10,000 rows
+    deep costs what the first one does (an offset makes the database walk and drop them).
+    """
+
+    created_at: datetime
+    session_id: str
+
+    @classmethod
+    def after(cls, row: SessionRow) -> ListCursor:
+        return cls(row.created_at, row.session_id)
+
+    def admits(self, row: SessionRow) -> bool:
+        """True for rows that sort after the cursor (older, or as old with a smaller id)."""
+        return (row.created_at, row.session_id) < (self.created_at, self.session_id)
+
+
+@dataclass
+class DocumentView:
+    """Parts of a session's document read for one response, large ones left as JSON text.
+
+    ``small`` holds the named small keys the document has (hot keys overlaid, as ``load``
+    does); ``raw`` the JSON text of each named large key, ``None`` when the document has
+    none.  A response can then be assembled around the large values without parsing and
+    re-serialising them (a completed session is hundreds of KB).
+    """
+
+    row: SessionRow
+    small: dict[str, Any]
+    raw: dict[str, str | None]
+
+
+def document_view(
+    row: SessionRow, state: dict[str, Any], small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+) -> DocumentView:
+    """The view of an already parsed document (embedded backend, legacy files, fallbacks)."""
+    small = {k: state[k] for k in small_keys if k in state}
+    raw = {k: (orjson.dumps(state[k]).decode() if k in state else None) for k in raw_keys}
+    return DocumentView(row, small, raw)
+
+
 @dataclass
 class ProgressWrite:
     """One dirty session in a flush: a deep-merge patch of hot keys, and its revision.
@@ -200,8 +244,18 @@ class StateStore(abc.ABC):
         """Metadata, including soft-deleted sessions (callers answer 410 for those)."""
 
     @abc.abstractmethod
-    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
-        """The user's live sessions, newest first."""
+    def list_sessions(
+        self,
+        user_id: str,
+        limit: int,
+        offset: int = 0,
+        *,
+        after: ListCursor | None = None,
+        query: str | None = None,
+    ) -> list[SessionRow]:
+        """The user's live sessions, newest first (created_at desc, id desc): ``offset`` rows
+        skipped, or (keyset) only those after the cursor ``after``; ``query``, when given,
+        keeps the sessions whose question contains it (case-insensitive)."""
 
     @abc.abstractmethod
     def running_sessions(self) -> list[str]:
@@ -233,6 +287,22 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:
         """Soft delete (tombstone); ``hard`` also drops the stored state."""
+
+    def read_view(
+        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+    ) -> DocumentView | None:
+        """Metadata, the named small keys parsed and the named large keys as JSON text.
+
+        None when the session has no metadata or no document here (callers fall back to
+        ``get_session`` and ``load``, which also know legacy files).  This default parses
+        the document; a backend that can hand out JSON text without parsing overrides it.
+        Large keys must not be hot keys (the hot column is overlaid on ``small`` only).
+        """
+        row = self.get_session(session_id)
+        stored = self.load(session_id) if row is not None else None
+        if row is None or stored is None:
+            return None
+        return document_view(row, stored.state, small_keys, raw_keys)
 
     @abc.abstractmethod
     def ping(self) -> None:

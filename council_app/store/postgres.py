@@ -29,8 +29,10 @@ from council_app.store.base import (
     json_text,
     meta_from_state,
     overlay_hot,
+    refused_data,
 )
 from council_app.store.pg_hang import HangBreaker
+from council_app.store.pg_views import raw_column, view_statement
 from council_app.store.schema import (
     GIN_INDEX_NAME,
     session_state,
@@ -198,13 +200,27 @@ class PostgresStore(SqlMetadata, StateStore):
         query = select(
             session_state.c.state, session_state.c.progress, session_state.c.revision
         ).where(session_state.c.session_id == session_id)
-        with self._tx() as conn:
-            row = conn.execute(query).first()
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
-            legacy = legacy_files.read_state(self.sessions_dir, session_id)
-            return None if legacy is None else StoredState(legacy, 0)
+            return None
         state = row.state if isinstance(row.state, dict) else {}
         return StoredState(overlay_hot(state, row.progress), int(row.revision))
+
+    def read_view(
+        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+    ) -> DocumentView | None:
+        """The large keys come out of PostgreSQL as JSON text, never parsed here."""
+        if set(raw_keys) & set(HOT_KEYS):
+            raise ValueError("hot keys cannot be read as raw text")
+        stmt = view_statement(tuple(small_keys), tuple(raw_keys))
+        row = self._read(lambda conn: conn.execute(stmt, {"sid": session_id}).first())
+        if row is None or not row.is_object:
+            return None  # no document here, or not an object: the caller's fallback decides
+        small = dict(row.small or {})
+        hot = row.progress if isinstance(row.progress, dict) else {}
+        small.update((k, hot[k]) for k in small_keys if k in hot)
+        raw = {k: getattr(row, raw_column(i)) for i, k in enumerate(raw_keys)}
+        return DocumentView(SessionRow.from_db(row), small, raw)
 
     # -- writes -------------------------------------------------------------------------
 
