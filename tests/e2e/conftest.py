@@ -66,8 +66,12 @@ def _require_browser() -> str:
 
 
 @contextmanager
-def serve_app(folder: Path, **settings: Any) -> Iterator[str]:
-    """Run the real app (API and UI) on 127.0.0.1:<free port>; yields its base URL."""
+def serve_app(folder: Path, fail_members: tuple[str, ...] = (), **settings: Any) -> Iterator[str]:
+    """Run the real app (API and UI) on 127.0.0.1:<free port>; yields its base URL.
+
+    ``fail_members``: names whose calls the offline stand-in fails on purpose (its
+    OFFLINE_FAIL_MEMBERS); the builder and the chairman answer as "Council member".
+    """
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
@@ -85,6 +89,9 @@ def serve_app(folder: Path, **settings: Any) -> Iterator[str]:
             **settings,
         }
     )
+    if fail_members:
+        provider = app.extensions["council"].provider
+        provider.fail_members = frozenset(n.casefold() for n in fail_members)
     if "web" not in app.blueprints:  # the factory registers it; keep the tests independent
         from council_app.web import bp
 
@@ -106,6 +113,20 @@ def serve_app(folder: Path, **settings: Any) -> Iterator[str]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server most tests share: offline provider, slow enough to see progress move."""
     with serve_app(tmp_path_factory.mktemp("e2e-server"), offline_latency_ms=800) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def quick_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Offline provider with a short latency: progress is visible, tests stay quick."""
+    with serve_app(tmp_path_factory.mktemp("e2e-quick"), offline_latency_ms=300) as url:
+        yield url
+
+
+@pytest.fixture
+def failing_build_server(tmp_path: Path) -> Iterator[str]:
+    """The builder's (and the chairman's) calls fail, as a broken gateway would."""
+    with serve_app(tmp_path, fail_members=("council member",), offline_latency_ms=600) as url:
         yield url
 
 

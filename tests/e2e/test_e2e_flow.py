@@ -165,7 +165,7 @@ def run_flow(page: Page, shots: Shots, width_name: str) -> None:
     page.get_by_role("button", name="Start peer review").click()
     for i in range(agent_count + 1):
         expect(run_cards.nth(i).locator("[data-testid=agent-review-status]")).to_have_text(
-            "Critique Complete", timeout=30_000
+            "Done", timeout=30_000
         )
     expect(page.locator("[data-testid=session-status]")).to_have_text("Review complete")
     shots(page, "reviewed")

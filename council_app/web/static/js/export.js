@@ -81,7 +81,7 @@ export function sessionMarkdown(summary, status) {
       }
       if (r.tldr) out.push(`**TL;DR** ${String(r.tldr).trim()}`, "");
       out.push(String(r.response || "").trim(), "");
-      const cites = [...(r.citations || []), ...((r.tools_used || []).flatMap((t) => (t && (t.sources || t.results)) || []))];
+      const cites = [...(r.citations || []), ...((r.tools_used || []).flatMap((t) => (t && (t.sources || t.results || t.urls)) || []))];
       const urls = cites.map((c) => (typeof c === "string" ? c : c && c.url)).filter((u) => /^https?:\/\//i.test(String(u || "")));
       if (urls.length) out.push("Sources:", "", ...[...new Set(urls)].map((u) => `- <${u}>`), "");
     }

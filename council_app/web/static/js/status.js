@@ -57,10 +57,11 @@ export function statusRank(status) {
 }
 
 /**
- * One member's state in a lane ("execution_status" or "review_status").
+ * One member's state, from a lane's value (execution_status / review_status): the typed
+ * {state, text}, or an old server's word. `lane` ("execute" | "review") picks the words.
  * @returns {{state: string, label: string, text: string, working: boolean, final: boolean}}
  */
-export function memberState(raw, fallback = "waiting") {
+export function memberState(raw, fallback = "waiting", lane = "execute") {
   let state = fallback;
   let text = "";
   if (raw && typeof raw === "object") {
@@ -70,9 +71,10 @@ export function memberState(raw, fallback = "waiting") {
     const hit = LEGACY_WORDS.find(([re]) => re.test(raw.trim()));
     state = hit ? hit[1] : "thinking";
   }
+  const label = lane === "review" && state === "thinking" ? "Reviewing" : MEMBER_LABEL[state] || state.replace(/_/g, " ");
   return {
     state,
-    label: MEMBER_LABEL[state] || state.replace(/_/g, " "),
+    label,
     text,
     working: WORKING_MEMBER.has(state),
     final: FINAL_MEMBER.has(state),
@@ -103,14 +105,14 @@ export function stopKind(message) {
 const BASE = {
   idle: ["New question", "neutral", "Build the council to start"],
   build_in_progress: ["Building council", "running", "The chairman is choosing the members"],
-  build_error: ["Build failed", "error", "Building the council failed"],
+  build_error: ["Build failed", "error", "No council yet: try again"],
   build_complete: ["Council ready", "done", "Ready to execute"],
   ready_to_execute: ["Council ready", "done", "Ready to execute"],
   executing: ["Executing", "running", "Agents are answering"],
-  execution_error: ["Execution failed", "error", "The answers failed"],
+  execution_error: ["Execution failed", "error", "No proposals to review: run it again"],
   execution_complete: ["Execution complete", "done", "Ready for peer review"],
   reviewing: ["Reviewing", "running", "Agents are reviewing each other"],
-  review_error: ["Review failed", "error", "The peer review failed"],
+  review_error: ["Review failed", "error", "No reviews to weigh: run it again"],
   review_complete: ["Review complete", "done", "Ready for the verdict"],
   synthesizing: ["Synthesizing", "running", "The chairman is writing the verdict"],
   verdict_complete: ["Verdict complete", "done", "The verdict is ready"],

@@ -66,10 +66,7 @@ export function errorNotice(title, message, { testid = null } = {}) {
   let text = String(message || "").trim();
   const bare = title.replace(/[.:]\s*$/, "");
   if (text.toLowerCase().startsWith(bare.toLowerCase())) text = text.slice(bare.length).replace(/^[\s:.-]+/, "");
-  // "cancelled: ...", "interrupted: ..." and "every agent failed: ..." carry their
-  // reason after the first colon; a provider's reply is the long tail after that.
-  const cut = text.indexOf(": ");
-  const reason = cut > 0 && cut < 120 ? text.slice(0, cut) : text.length <= 160 ? text : `${text.slice(0, 157)}…`;
+  const reason = readableReason(text);
   const rest = text.length > reason.length ? text : "";
   return h(
     "div",
@@ -77,6 +74,19 @@ export function errorNotice(title, message, { testid = null } = {}) {
     h("p", { class: "error-title" }, h("strong", null, `${bare}.`), reason ? ` ${sentence(reason)}` : ""),
     rest ? h("details", { class: "error-detail" }, h("summary", null, "Provider detail"), h("pre", null, rest)) : null,
   );
+}
+
+/**
+ * The readable head of an error: "HTTP 502 from the gateway: {json...}" keeps "HTTP 502
+ * from the gateway"; a short source label ("offline provider: member 'X' fails on
+ * purpose (...)") keeps the clause after it too. A parenthesised aside goes.
+ */
+export function readableReason(text) {
+  const parts = String(text || "").split(": ");
+  let head = parts[0];
+  if (parts.length > 1 && head.split(/\s+/).length <= 3 && !/\d/.test(head)) head = `${head}: ${parts[1]}`;
+  head = head.replace(/\s*\([^)]*\)?\s*$/, "").trim();
+  return head.length <= 160 ? head : `${head.slice(0, 157)}…`;
 }
 
 function sentence(text) {

@@ -8,6 +8,14 @@ import { renderMarkdown } from "../markdown.js";
 import { costText } from "../costs.js";
 import { errorNotice, notice } from "../ui.js";
 
+/** "Proposal #2" in a reviewer's words becomes "Proposal #2 (Agent name)". */
+export function namedProposals(text, names) {
+  return String(text || "").replace(/\bproposal\s*#\s*(\d+)/gi, (match, id) => {
+    const name = names.get(String(id));
+    return name ? `${match} (${name})` : match;
+  });
+}
+
 function asText(value) {
   return Array.isArray(value) ? value.map(String).join("; ") : String(value);
 }
@@ -84,7 +92,7 @@ export function sourcesOf(item) {
     }
     if (!tool || typeof tool !== "object") continue;
     const query = tool.query || (tool.input && tool.input.query) || (tool.arguments && tool.arguments.query) || "";
-    const found = tool.sources || tool.results || tool.citations || [];
+    const found = tool.sources || tool.results || tool.urls || tool.citations || [];
     searches.push({ query: String(query), sources: Array.isArray(found) ? found : [] });
   }
   const cited = (Array.isArray(item.citations) ? item.citations : []).concat(Array.isArray(item.sources) ? item.sources : []);
@@ -250,7 +258,7 @@ export async function renderResults(page, container) {
               "article",
               { class: "card review", "data-testid": "review-card" },
               h("h3", { class: "agent-title" }, `Review by ${review.reviewer}`),
-              parsed.overall_tldr || review.tldr ? h("p", { class: "tldr" }, parsed.overall_tldr || review.tldr) : null,
+              parsed.overall_tldr || review.tldr ? h("p", { class: "tldr" }, namedProposals(parsed.overall_tldr || review.tldr, names)) : null,
               Array.isArray(parsed.overall_ranking) && parsed.overall_ranking.length
                 ? h(
                     "p",

@@ -43,10 +43,10 @@ function agentNames(page, status) {
 }
 
 /** A member as the lane reports it, or what the session's progress implies. */
-function memberIn(lane, name, rank, doneFrom) {
+function memberIn(lane, name, rank, doneFrom, which) {
   const raw = lane ? lane[name] : undefined;
-  if (raw !== undefined && raw !== null && raw !== "") return memberState(raw);
-  return memberState(null, rank >= doneFrom ? "done" : "waiting");
+  if (raw !== undefined && raw !== null && raw !== "") return memberState(raw, "waiting", which);
+  return memberState(null, rank >= doneFrom ? "done" : "waiting", which);
 }
 
 export async function renderRun(page, container) {
@@ -117,8 +117,8 @@ export async function renderRun(page, container) {
     const tokens = status.tokens || {};
     for (const name of agentNames(page, status)) {
       const entry = card(name);
-      const e = memberIn(status.execution_status, name, rank, 4);
-      const r = memberIn(status.review_status, name, rank, 6);
+      const e = memberIn(status.execution_status, name, rank, 4, "execute");
+      const r = memberIn(status.review_status, name, rank, 6, "review");
       showMember(entry.execText, entry.execBar, e);
       showMember(entry.reviewText, entry.reviewBar, r);
       // The streamed answer: the review's while reviewing, else the proposal's.
