@@ -5,6 +5,12 @@ works under gunicorn with and without ``--preload``), waits on an Event, swaps t
 buffer out under the lock and writes it outside the lock.  A failed write puts the batch
 back (newer patches win) and retries with backoff, so no accepted update is lost while the
 process lives.
+
+Updates are kept per session *and* per run: an external report (no run) and a background
+run's progress accepted in the same interval are two entries, both written (in revision
+order), each under its own rule (``ProgressWrite``).  A batch the database refuses for its
+data is split until the entry at fault is alone: that one is logged, counted
+(``stats.rejected``, shown by /api/health) and dropped; every other entry lands.
 """
 
 from __future__ import annotations
@@ -18,16 +24,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council_app.revisions import RevisionClock
-from council_app.store.base import ProgressWrite, StateStore, StoreError, deep_merge
+from council_app.store.base import (
+    ProgressWrite,
+    StateStore,
+    StoreDataError,
+    deep_merge,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
+REJECTED_IDS_KEPT = 20  # the last sessions whose entries were refused, for /api/health
+
+Key = tuple[str, str | None]  # (session id, run id or None for reports from outside a run)
 
 
 @dataclass
 class PendingProgress:
-    """Coalesced patches of one session not yet in the database."""
+    """Coalesced patches of one session (and one run) not yet in the database."""
 
     patch: dict[str, Any]
     revision: int
@@ -37,15 +51,32 @@ class PendingProgress:
 
     def then(self, newer: PendingProgress | None) -> PendingProgress:
         """This entry followed by a newer one, as one entry.  A newer run's progress
-        replaces an older run's: that run is over."""
+        replaces an older run's (that run is over); progress without a run merges with
+        either and the run's id is kept."""
         if newer is None:
             return self
-        if newer.run_id != self.run_id:
+        if newer.run_id is not None and self.run_id is not None and newer.run_id != self.run_id:
             return newer
         patch = deep_merge(deep_merge({}, self.patch), newer.patch)
         return PendingProgress(
-            patch, max(self.revision, newer.revision), {**self.meta, **newer.meta}, self.run_id
+            patch,
+            max(self.revision, newer.revision),
+            {**self.meta, **newer.meta},
+            self.run_id if self.run_id is not None else newer.run_id,
         )
+
+    def copy(self) -> PendingProgress:
+        return PendingProgress(
+            deep_merge({}, self.patch), self.revision, dict(self.meta), self.run_id
+        )
+
+
+def _fold(entries: list[PendingProgress]) -> PendingProgress | None:
+    """Entries of one session as one, oldest revision first."""
+    folded: PendingProgress | None = None
+    for entry in sorted(entries, key=lambda e: e.revision):
+        folded = entry.copy() if folded is None else folded.then(entry)
+    return folded
 
 
 @dataclass
@@ -55,6 +86,8 @@ class FlusherStats:
     failed_flushes: int = 0
     rows_written: int = 0
     stale_rejected: int = 0
+    rejected: int = 0  # entries the database refused for their data (dropped, logged)
+    rejected_sessions: list[str] = field(default_factory=list)  # the last few, newest last
     last_flush_at: float | None = None  # epoch seconds of the last successful flush
     last_flush_duration_s: float | None = None
     last_error: str | None = None
@@ -84,8 +117,8 @@ class ProgressFlusher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: dict[str, PendingProgress] = {}
-        self._inflight: dict[str, PendingProgress] = {}
+        self._pending: dict[Key, PendingProgress] = {}
+        self._inflight: dict[Key, PendingProgress] = {}
 
     # -- producers ----------------------------------------------------------------------
 
@@ -99,10 +132,16 @@ class ProgressFlusher:
         """Accept a deep-merge patch of hot keys; returns at memory speed."""
         self._ensure_thread()
         revision = self.clock.next()
+        key = (session_id, run_id)
         with self._lock:
-            entry = self._pending.get(session_id)
-            if entry is None or entry.run_id != run_id:
-                self._pending[session_id] = PendingProgress(
+            if run_id is not None:
+                # Another run's unflushed progress is over: this run replaced it.
+                for other in [k for k in self._pending if k[0] == session_id]:
+                    if other[1] is not None and other[1] != run_id:
+                        del self._pending[other]
+            entry = self._pending.get(key)
+            if entry is None:
+                self._pending[key] = PendingProgress(
                     deep_merge({}, patch), revision, dict(meta or {}), run_id
                 )
             else:
@@ -112,59 +151,73 @@ class ProgressFlusher:
                     entry.meta.update(meta)
             self.stats.updates_accepted += 1
 
+    def _entries(self, session_id: str, *, pending_only: bool = False) -> list[PendingProgress]:
+        """In-flight (not superseded) and pending entries of a session; lock held."""
+        found = (
+            []
+            if pending_only
+            else [e for k, e in self._inflight.items() if k[0] == session_id and not e.superseded]
+        )
+        found += [e for k, e in self._pending.items() if k[0] == session_id]
+        return found
+
     def peek(self, session_id: str) -> dict[str, Any] | None:
         """What this process accepted for a session and the database may not have yet."""
         with self._lock:
-            inflight = self._inflight.get(session_id)
-            pending = self._pending.get(session_id)
-            if inflight is None and pending is None:
-                return None
-            merged: dict[str, Any] = {}
-            if inflight is not None and not inflight.superseded:
-                deep_merge(merged, inflight.patch)
-            if pending is not None:
-                deep_merge(merged, pending.patch)
-            return merged
+            entries = self._entries(session_id)
+        if not entries:
+            return None
+        merged: dict[str, Any] = {}
+        for entry in sorted(entries, key=lambda e: e.revision):
+            deep_merge(merged, entry.patch)
+        return merged
 
     def take(self, session_id: str) -> PendingProgress | None:
         """Remove a session's unflushed progress so an immediate write can fold it in.
 
-        An in-flight copy is marked superseded: if its flush lands first, the immediate
+        In-flight copies are marked superseded: if their flush lands first, the immediate
         write reads it back; if it lands later, its older revision is rejected.
         """
         with self._lock:
-            inflight = self._inflight.get(session_id)
-            pending = self._pending.pop(session_id, None)
-            if inflight is not None and not inflight.superseded:
-                inflight.superseded = True
-                return PendingProgress(
-                    deep_merge({}, inflight.patch),
-                    inflight.revision,
-                    dict(inflight.meta),
-                    inflight.run_id,
-                ).then(pending)
-            return pending
+            entries: list[PendingProgress] = []
+            for key in [k for k in self._inflight if k[0] == session_id]:
+                inflight = self._inflight[key]
+                if not inflight.superseded:
+                    inflight.superseded = True
+                    entries.append(inflight.copy())
+            for key in [k for k in self._pending if k[0] == session_id]:
+                entries.append(self._pending.pop(key))
+        return _fold(entries)
 
     def restore(self, session_id: str, entry: PendingProgress) -> None:
         """Give back what ``take`` returned when the immediate write failed."""
         with self._lock:
-            self._pending[session_id] = entry.then(self._pending.get(session_id))
+            self._requeue((session_id, entry.run_id), entry)
         self._ensure_thread()
+
+    def _requeue(self, key: Key, entry: PendingProgress) -> None:
+        """Put an unwritten entry back before anything accepted since; lock held."""
+        self._pending[key] = entry.then(self._pending.get(key))
 
     @property
     def pending_sessions(self) -> int:
         with self._lock:
-            return len(self._pending) + sum(
-                1 for k, v in self._inflight.items() if not v.superseded and k not in self._pending
-            )
+            sessions = {k[0] for k in self._pending}
+            sessions.update(k[0] for k, v in self._inflight.items() if not v.superseded)
+            return len(sessions)
 
     def pending_items(self) -> dict[str, PendingProgress]:
-        """A copy of everything unflushed (for the last-resort file fallback at exit)."""
+        """Everything unflushed, one entry per session (for the file fallback at exit)."""
         with self._lock:
-            out = {k: v for k, v in self._inflight.items() if not v.superseded}
-            for k, v in self._pending.items():
-                out[k] = out[k].then(v) if k in out else v
-            return out
+            ids = {k[0] for k in self._pending}
+            ids.update(k[0] for k, v in self._inflight.items() if not v.superseded)
+            grouped = {sid: self._entries(sid) for sid in ids}
+        out: dict[str, PendingProgress] = {}
+        for sid, entries in grouped.items():
+            folded = _fold(entries)
+            if folded is not None:
+                out[sid] = folded
+        return out
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -203,66 +256,140 @@ class ProgressFlusher:
             except Exception:  # never let the thread die
                 log.exception("Progress flusher iteration failed")
 
-    def flush_once(self) -> bool:
-        """Write everything pending in one batched statement; True when it all landed."""
-        with self._flush_lock:
-            with self._lock:
-                if not self._pending:
-                    return True
-                batch, self._pending = self._pending, {}
-                self._inflight = batch
-            writes = [ProgressWrite(sid, e.patch, e.revision, e.meta) for sid, e in batch.items()]
-            started = time.perf_counter()
-            try:
-                stale = self.store.write_progress(writes)
-            except StoreError as e:
-                elapsed = time.perf_counter() - started
-                with self._lock:
-                    for sid, entry in batch.items():
-                        if not entry.superseded:
-                            self._pending[sid] = entry.then(self._pending.get(sid))
-                    self._inflight = {}
-                self.stats.failed_flushes += 1
-                self.stats.consecutive_failures += 1
-                self.stats.last_error = str(e)
-                log.warning(
-                    "Warning: batched update failed for %d sessions: %s (retrying, attempt %d)",
-                    len(batch),
-                    e,
-                    self.stats.consecutive_failures,
-                )
-                if self._on_flush:
-                    self._on_flush(len(batch), elapsed, False)
-                return False
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                self._inflight = {}
-            rejected = [sid for sid in stale if not batch[sid].superseded]
-            if rejected:
-                self.stats.stale_rejected += len(rejected)
-                log.info(
-                    "Rejected %d stale progress writes (a newer state was stored): %s",
-                    len(rejected),
-                    ", ".join(rejected[:10]),
-                )
-            self.stats.flushes += 1
-            self.stats.rows_written += len(batch) - len(stale)
-            self.stats.consecutive_failures = 0
-            self.stats.last_error = None
-            self.stats.last_flush_at = time.time()
-            self.stats.last_flush_duration_s = elapsed
+    def flush_once(self, lock_timeout: float | None = None) -> bool:
+        """Write everything pending in batched statements; True when it all landed.
+
+        ``lock_timeout`` bounds the wait for a flush already running in another thread
+        (False when it does not finish in time: what it holds is still in ``_inflight``).
+        """
+        if not self._flush_lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout):
+            return False
+        try:
+            return self._flush_locked()
+        finally:
+            self._flush_lock.release()
+
+    def _flush_locked(self) -> bool:
+        with self._lock:
+            if not self._pending:
+                return True
+            batch, self._pending = self._pending, {}
+            self._inflight = batch
+        started = time.perf_counter()
+        landed, stale, unwritten, error = self._write(list(batch.items()))
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            for key in unwritten:
+                entry = batch[key]
+                if not entry.superseded:
+                    self._requeue(key, entry)
+            self._inflight = {}
+        rejected = [sid for sid, run in stale if not batch[(sid, run)].superseded]
+        if rejected:
+            self.stats.stale_rejected += len(rejected)
+            log.info(
+                "Rejected %d stale progress writes (a newer state was stored): %s",
+                len(rejected),
+                ", ".join(rejected[:10]),
+            )
+        self.stats.rows_written += landed
+        if unwritten:
+            self.stats.failed_flushes += 1
+            self.stats.consecutive_failures += 1
+            self.stats.last_error = str(error)
+            log.warning(
+                "Warning: batched update failed for %d sessions: %s (retrying, attempt %d)",
+                len({k[0] for k in unwritten}),
+                error,
+                self.stats.consecutive_failures,
+            )
             if self._on_flush:
-                self._on_flush(len(batch) - len(stale), elapsed, True)
-            return True
+                self._on_flush(landed, elapsed, False)
+            return False
+        self.stats.flushes += 1
+        self.stats.consecutive_failures = 0
+        self.stats.last_error = None
+        self.stats.last_flush_at = time.time()
+        self.stats.last_flush_duration_s = elapsed
+        if self._on_flush:
+            self._on_flush(landed, elapsed, True)
+        return True
+
+    def _write(
+        self, items: list[tuple[Key, PendingProgress]]
+    ) -> tuple[int, list[Key], list[Key], Exception | None]:
+        """Write ``items``; returns (rows landed, stale keys, keys still to write, error).
+
+        A session with two entries (a run's and an external report) needs two rounds: one
+        statement updates each row once.  The older revision goes first, so neither is
+        refused as stale because of the other.
+        """
+        rounds: list[list[tuple[Key, PendingProgress]]] = []
+        seen: dict[str, int] = {}
+        for key, entry in sorted(items, key=lambda kv: kv[1].revision):
+            n = seen.get(key[0], 0)
+            seen[key[0]] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((key, entry))
+        landed: list[Key] = []
+        stale: list[Key] = []
+        rejected: list[Key] = []
+        try:
+            for round_ in rounds:
+                self._write_isolating(round_, landed, stale, rejected)
+        except Exception as e:  # unavailable, or not the data's fault: retry what is left
+            done = {*landed, *stale, *rejected}
+            return len(landed), stale, [k for k, _ in items if k not in done], e
+        return len(landed), stale, [], None
+
+    def _write_isolating(
+        self,
+        items: list[tuple[Key, PendingProgress]],
+        landed: list[Key],
+        stale: list[Key],
+        rejected: list[Key],
+    ) -> None:
+        """One statement for ``items``; when the database refuses their data, halves until
+        the entry at fault is alone, and rejects that one.  Outcomes are appended as they
+        happen, so an error part-way leaves exactly the unwritten keys for a retry."""
+        writes = [
+            ProgressWrite(sid, e.patch, e.revision, e.meta, run_id) for (sid, run_id), e in items
+        ]
+        try:
+            stale_ids = set(self.store.write_progress(writes))
+        except StoreDataError as e:
+            if len(items) == 1:
+                self._reject(items[0][0], e)
+                rejected.append(items[0][0])
+                return
+            middle = len(items) // 2
+            self._write_isolating(items[:middle], landed, stale, rejected)
+            self._write_isolating(items[middle:], landed, stale, rejected)
+            return
+        for key, _ in items:
+            (stale if key[0] in stale_ids else landed).append(key)
+
+    def _reject(self, key: Key, error: Exception) -> None:
+        self.stats.rejected += 1
+        self.stats.rejected_sessions = [*self.stats.rejected_sessions, key[0]][-REJECTED_IDS_KEPT:]
+        log.error(
+            "Dropped the unflushed progress of session %s%s: the database refused it (%s)",
+            key[0],
+            f" (run {key[1]})" if key[1] else "",
+            error,
+        )
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write what is pending now, from the calling thread; True when it landed.
 
-        On a database error it retries until ``timeout`` runs out (once when None).
+        On a database error it retries until ``timeout`` runs out (once when None); the
+        wait for a flush running in another thread counts against ``timeout`` too.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self.flush_once():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if self.flush_once(lock_timeout=remaining):
                 return True
             remaining = 0.0 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:

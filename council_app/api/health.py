@@ -65,6 +65,10 @@ def health() -> tuple[Response, int]:
             "last_error": stats.last_error,
             "failed_flushes": stats.failed_flushes,
             "stale_writes_rejected": stats.stale_rejected,
+            # Entries the database refused for their data: dropped (the others landed),
+            # logged with their session; not zero means a bug or an unchecked entry point.
+            "rejected": stats.rejected,
+            "rejected_sessions": list(stats.rejected_sessions),
             "updates_accepted": stats.updates_accepted,
         },
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg2
 from sqlalchemy import Connection, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -22,6 +23,7 @@ from council_app.store.base import (
     RevisionConflict,
     SessionRow,
     StateStore,
+    StoreDataError,
     StoredState,
     StoreError,
     StoreUnavailable,
@@ -392,8 +394,15 @@ def _mapped_errors() -> Iterator[None]:
     except DBAPIError as e:
         if e.connection_invalidated:
             raise StoreUnavailable(f"PostgreSQL connection lost: {_reason(e)}") from e
+        if isinstance(e.orig, psycopg2.DataError):
+            raise StoreDataError(f"PostgreSQL refused the data: {_reason(e)}") from e
         raise StoreError(f"PostgreSQL error: {_reason(e)}") from e
-    except SQLAlchemyError as e:
+    except (SQLAlchemyError, TypeError, ValueError) as e:
+        refused = refused_data(e)
+        if refused:
+            raise StoreDataError(f"PostgreSQL cannot store this: {refused}") from e
+        if not isinstance(e, SQLAlchemyError):
+            raise
         raise StoreError(f"storage error: {_reason(e)}") from e
 
 

@@ -26,6 +26,7 @@ from council_app.store.base import (
     RevisionConflict,
     SessionRow,
     StateStore,
+    StoreDataError,
     StoredState,
     StoreError,
     StoreUnavailable,
@@ -35,6 +36,7 @@ from council_app.store.base import (
     meta_from_state,
     overlay_hot,
     progress_applies,
+    refused_data,
 )
 from council_app.store.schema import session_state, sessions, utcnow
 from council_app.store.sql_common import SqlMetadata
@@ -90,7 +92,12 @@ class SqliteFileStore(SqlMetadata, StateStore):
             raise
         except OperationalError as e:
             raise StoreUnavailable(f"SQLite unavailable: {e.orig or e}") from e
-        except SQLAlchemyError as e:
+        except (SQLAlchemyError, TypeError, ValueError) as e:
+            refused = refused_data(e)
+            if refused:
+                raise StoreDataError(f"SQLite cannot store this: {refused}") from e
+            if not isinstance(e, SQLAlchemyError):
+                raise
             raise StoreError(f"SQLite error: {e.orig if hasattr(e, 'orig') else e}") from e
 
     def after_fork(self) -> None:

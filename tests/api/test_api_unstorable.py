@@ -105,3 +105,16 @@ def test_progress_reports_unstorable_are_422_and_every_202_lands(backend_setting
         _, hot = svc.store.load_hot(sid)
         assert len(hot["execution_status"]) == accepted
         assert svc.flusher.stats.failed_flushes == 0
+
+
+def test_health_reports_an_entry_the_database_refused(client, svc) -> None:
+    good, bad = create(client), create(client)
+    # An entry point that skipped the door (internal code): the flusher still copes.
+    svc.flusher.update_progress(bad, {"progress": {"note": "\ud800"}})
+    svc.flusher.update_progress(good, {"progress": {"execution": 7}})
+    svc.flusher.flush(timeout=5)
+    health = client.get("/api/health")
+    assert health.status_code == 200
+    assert health.json["flusher"]["rejected"] == 1
+    assert health.json["flusher"]["rejected_sessions"] == [bad]
+    assert client.get(f"/api/sessions/{good}/status").json["progress"]["execution"] == 7
