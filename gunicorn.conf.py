@@ -86,7 +86,12 @@ else:
 
 
 def on_starting(server: Any) -> None:
-    """Wipe a configured multiprocess directory: files of a previous run would be summed."""
+    """Wipe a configured multiprocess directory: files of a previous run would be summed.
+    Add the OPS_BIND listener (after --bind is applied, so neither replaces the other): on
+    it the app serves /metrics and the health detail without OPS_TOKEN (api/auth.py)."""
+    ops_bind = os.environ.get("OPS_BIND", "").strip()
+    if ops_bind and ops_bind not in server.cfg.bind:
+        server.cfg.set("bind", [*server.cfg.bind, ops_bind])
     if _own_prom_dir is None:
         for path in glob.glob(os.path.join(os.environ[_PROM_ENV], "*.db")):
             with contextlib.suppress(OSError):
@@ -131,10 +136,11 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start this worker's flusher now rather than on the first progress update."""
+    """Start this worker's threads (flusher, lease sweeper, start-up retry) as it boots,
+    not on a first request; the master (deferred below) runs none of them."""
     svc = _services(worker)
     if svc is not None:
-        svc.flusher.start()
+        svc.start_background()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
@@ -148,3 +154,10 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid, os.environ[_PROM_ENV])
+
+
+# The app is built after this file is read (in the master with --preload): it must leave
+# its background threads (lease sweeper: it takes runs over) to the workers.
+from council_app.services import defer_background_to_workers  # noqa: E402
+
+defer_background_to_workers()

@@ -17,11 +17,10 @@ log = logging.getLogger(__name__)
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app.  Settings come from the environment, read here and only here;
     ``test_config`` overrides fields of ``Settings`` by name."""
-    from council_app import recovery
     from council_app.api import errors, health, sessions
     from council_app.jsonio import OrjsonProvider
     from council_app.logging_setup import configure_logging
-    from council_app.services import build_services
+    from council_app.services import background_deferred, build_services
 
     settings: Settings = load_settings()
     if test_config:
@@ -34,9 +33,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["COUNCIL_SETTINGS"] = settings
 
     svc = build_services(settings)
-    svc.store.create_schema()
-    recovery.replay(svc.store, settings.sessions_dir)
+    # Schema and recovery replay; during an outage the app still starts (503 until the
+    # database answers; the retry thread finishes start-up then).
+    svc.readiness.try_now()
     app.extensions["council"] = svc
+    if not background_deferred():
+        svc.start_background()
 
     errors.register_error_handlers(app)
     app.register_blueprint(sessions.bp)
@@ -44,6 +46,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _register_web(app)
     _register_cors(app, settings)
     _register_serving(app, settings)
+
+    @app.before_request
+    def _until_started() -> None:
+        """Before start-up completed (database down at boot): 503, except health."""
+        if svc.readiness.ready:
+            return  # (the start-up retry thread is what gets it there)
+        from flask import request
+
+        from council_app.store import StoreUnavailable
+
+        if request.path.startswith("/api/") and not request.path.startswith("/api/health"):
+            raise StoreUnavailable(f"starting: {svc.readiness.last_error or 'database'}")
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ def save(
     sessions_dir: Path,
     session_id: str,
     *,
-    progress: tuple[dict[str, Any], int, dict[str, Any], str | None] | None = None,
+    progress: ProgressWrite | None = None,
     state: tuple[dict[str, Any], int] | None = None,
 ) -> None:
     """Record what could not reach the database (merging with an earlier record)."""
@@ -42,8 +42,12 @@ def save(
         with contextlib.suppress(ValueError):
             record = orjson.loads(path.read_bytes())
     if progress is not None:
-        patch, revision, meta, run_id = progress
-        record["progress"] = {"patch": patch, "revision": revision, "meta": meta, "run_id": run_id}
+        record["progress"] = {
+            "patch": progress.patch,
+            "revision": progress.revision,
+            "meta": progress.meta,
+            "run_id": progress.run_id,
+        }
     if state is not None:
         doc, revision = state
         record["state"] = {"doc": doc, "revision": revision}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -13,10 +13,12 @@ from council_app import recovery
 from council_app.flusher import ProgressFlusher
 from council_app.providers import LLMProvider, make_provider
 from council_app.providers.pricing import PriceTable
+from council_app.readiness import Readiness
 from council_app.revisions import RevisionClock
 from council_app.settings import Settings
 from council_app.state import SessionStates
 from council_app.store import StateStore, build_store
+from council_app.store.base import ProgressWrite
 from council_app.workflow.council import CouncilWorkflow
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,20 @@ class Services:
         """A fresh revision from this process's clock."""
         return self.states.clock.next()
 
+    readiness: Readiness = field(init=False)  # start-up done? (schema, recovery replay)
+
+    def start_background(self) -> None:
+        """This process's threads: progress flusher, lease sweeper, start-up retry.  Called
+        by ``create_app``, or (gunicorn) by ``post_worker_init`` in each worker."""
+        self.flusher.start()
+        if not self.readiness.ready:
+            self.readiness.start()
+        self.workflow.start_background()
+
     def shutdown(self, timeout: float = 10.0) -> bool:
-        """Flush pending progress and release connections; True when nothing was lost."""
+        """Hand runs over, flush pending progress, release connections; True when nothing
+        was lost."""
+        self.readiness.stop()
         self.workflow.stop(timeout=min(timeout, 2.0))
         ok = self.flusher.stop(timeout)
         if not ok:
@@ -46,7 +60,9 @@ class Services:
                 recovery.save(
                     self.settings.sessions_dir,
                     sid,
-                    progress=(entry.patch, entry.revision, entry.meta, entry.run_id),
+                    progress=ProgressWrite(
+                        sid, entry.patch, entry.revision, entry.meta, entry.run_id
+                    ),
                 )
         self.store.close()
         return ok
@@ -71,14 +87,27 @@ def build_services(settings: Settings) -> Services:
     prices = PriceTable.load(settings.prices_file)
     workflow = CouncilWorkflow(settings, states, provider, prices, metrics.observe_run)
     services = Services(settings, store, flusher, states, provider, prices, workflow)
+    services.readiness = Readiness(store, settings.sessions_dir)
     ref = weakref.ref(services)
     atexit.register(lambda: (s := ref()) is not None and s.shutdown())
     return services
 
 
 def services() -> Services:
-    """The current app's services.  Per-process background threads start lazily here, on
-    first use in each process, so they exist in gunicorn workers with or without --preload."""
+    """The current app's services (background threads start with the process, not here)."""
     svc: Services = current_app.extensions["council"]
-    svc.workflow.ensure_sweeper()
     return svc
+
+
+_background_deferred = False
+
+
+def defer_background_to_workers() -> None:
+    """Gunicorn's master (with --preload it builds the app) must run no sweeper or
+    flusher: the workers start theirs in ``post_worker_init``."""
+    global _background_deferred
+    _background_deferred = True
+
+
+def background_deferred() -> bool:
+    return _background_deferred

@@ -61,6 +61,12 @@ class Settings:
     offline_latency_ms: int = 0
     prices_file: str | None = None
     run_lease_seconds: int = 60
+    # A run (build, execute, review, synthesize) still going after this is stopped, its
+    # unfinished members marked cancelled; takeovers keep the first start's deadline.
+    run_deadline_seconds: int = 3600
+    # build_council and synthesize answer with their result: the request waits this long
+    # for the leased run (taken over elsewhere if this worker dies), then answers 502.
+    sync_step_wait_seconds: int = 900
     log_format: str = "text"
     progress_api: bool = False  # POST /api/sessions/<id>/progress for external reporters
     # On PostgreSQL, step writes are copied to sessions/<id>/state.json so that a rollback
@@ -275,6 +281,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_latency_ms=_int(env, "OFFLINE_LATENCY_MS", 0, 0, 600_000),
         prices_file=env.get("COUNCIL_PRICES_FILE", "").strip() or None,
         run_lease_seconds=_int(env, "RUN_LEASE_SECONDS", 60, 2, 86_400),
+        run_deadline_seconds=_int(env, "RUN_DEADLINE_SECONDS", 3600, 10, 7 * 86_400),
+        sync_step_wait_seconds=_int(env, "SYNC_STEP_WAIT_SECONDS", 900, 1, 86_400),
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         progress_api=_bool(env, "PROGRESS_API", False),
         state_file_mirror=_bool(env, "STATE_FILE_MIRROR", True),

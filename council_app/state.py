@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 from council_app.flusher import ProgressFlusher
 from council_app.revisions import RevisionClock
 from council_app.store.base import (
+    DocumentView,
+    MemberCheckpoint,
+    ProgressWrite,
     RevisionConflict,
     SessionRow,
     StateStore,
@@ -95,6 +98,54 @@ class SessionStates:
         A background run passes its ``run_id``: see ``ProgressWrite`` for what that means.
         """
         self.flusher.update_progress(session_id, patch, meta, run_id)
+
+    # -- what the workflow and the API need besides documents --------------------------
+
+    def list_sessions(
+        self, user_id: str, limit: int, offset: int = 0, **filters: Any
+    ) -> list[SessionRow]:
+        """The user's live sessions, newest first (``StateStore.list_sessions``)."""
+        return self.store.list_sessions(user_id, limit, offset, **filters)
+
+    def running_sessions(self) -> list[str]:
+        """Live sessions whose status says a run owns them (any worker, any host)."""
+        return self.store.running_sessions()
+
+    def mark_deleted(self, session_id: str, *, hard: bool) -> None:
+        """Tombstone (``hard``: drop the state and the run checkpoints too); callers decide
+        whether it may happen (``workflow.delete_session``)."""
+        self.flusher.take(session_id)  # nothing pending may land after the delete
+        self.store.mark_deleted(session_id, hard=hard)
+        if hard:
+            self.store.drop_members(session_id)
+
+    def put_member(self, checkpoint: MemberCheckpoint) -> None:
+        """A run member's answer, durable now: one small row, whatever the session's size."""
+        self.store.put_member(checkpoint)
+
+    def run_members(self, run_id: str) -> list[MemberCheckpoint]:
+        return self.store.run_members(run_id)
+
+    def drop_members(self, session_id: str, keep_run_id: str | None = None) -> int:
+        return self.store.drop_members(session_id, keep_run_id)
+
+    def renew_lease(self, session_id: str, lease_id: str, until: float, **run: Any) -> bool:
+        """Move the lease of run ``lease_id`` to ``until`` (epoch s), written now, not
+        coalesced: False when that lease is no longer the session's (taken over, finished)."""
+        write = ProgressWrite(
+            session_id, {"run": {"lease_until": until, **run}}, self.clock.next(), {}, lease_id
+        )
+        return session_id not in self.store.write_progress([write])
+
+    def take_pending(self, session_id: str) -> ProgressWrite | None:
+        """Remove and return this process's unflushed progress of a session."""
+        entry = self.flusher.take(session_id)
+        if entry is None:
+            return None
+        return ProgressWrite(session_id, entry.patch, entry.revision, entry.meta, entry.run_id)
+
+    def next_revision(self) -> int:
+        return self.clock.next()
 
     def update(self, session_id: str, mutate: Callable[[dict[str, Any]], T]) -> T:
         """Read, apply ``mutate`` (in place; may raise to abort), write if nobody else did.

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.routing import Rule
 
-from council_app.workflow.steps import EFFORTS
+from council_app.domain import EFFORTS, MemberState
 from council_app.workflow.validation import MAX_AGENTS, MAX_NAME_CHARS, MAX_PERSONA_CHARS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,7 +74,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "session_id": _STR,
             "status": {**_STR, "description": "idle: created, no step run yet"},
             "question": _STR,
-            "follow_up_of": {**_NULLABLE_STR, "description": "the session this one follows up"},
             "context_files": {
                 "type": "array",
                 "items": {"$ref": "#/components/schemas/ContextFile"},
@@ -158,6 +157,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "properties": {"execution": {"nullable": True}, "review": {"nullable": True}},
             },
             "tokens": _NULLABLE_OBJECT,
+            "members": {
+                "type": "object",
+                "description": "Per step (build/execute/review/synthesize), per member: "
+                "{state, text, preview}; state is one of " + ", ".join(MemberState),
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "state": {"type": "string", "enum": list(MemberState)},
+                            "text": {"type": "string"},
+                            "preview": {"type": "string", "nullable": True},
+                        },
+                    },
+                },
+            },
         },
     },
     "Reviews": {
@@ -186,8 +201,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "peer_reviews": {"nullable": True},
             "aggregated_scores": {"nullable": True},
             "chairman_verdict": _NULLABLE_STR,
-            "follow_up_of": _NULLABLE_STR,
-            "follow_ups": {"type": "array", "items": _STR, "nullable": True},
             "tokens": _NULLABLE_OBJECT,
             "provider": _STR,
         },

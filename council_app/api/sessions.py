@@ -87,11 +87,6 @@ def _iso(value: Any) -> Any:
                     "pattern": "\\S",
                 },
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                "follow_up_of": {
-                    "type": "string",
-                    "description": "A session of yours whose question, verdict and uploads"
-                    " the new one carries as context",
-                },
             },
         }
     ),
@@ -115,10 +110,7 @@ def create_session() -> tuple[Response, int]:
     if len(question) > MAX_QUESTION_CHARS:
         raise ApiError(400, "bad_request", f"'question' is over {MAX_QUESTION_CHARS} characters")
     files = [(f.filename or "", f.stream) for f in request.files.getlist("files") if f]
-    parent = (request.form.get("follow_up_of") or "").strip() or None
-    if parent is not None:
-        owned_session(parent)  # 404 unless the caller's; 410 if deleted
-    created = services().workflow.create_session(user, question, files, follow_up_of=parent)
+    created = services().workflow.create_session(user, question, files)
     response = jsonify(created)
     response.headers["Location"] = f"/api/sessions/{created['session_id']}"
     return response, 200
@@ -323,7 +315,6 @@ def status(session_id: str) -> Response:
     found = svc.states.hot(session_id)
     row = _owned(found[0] if found else None, current_user())
     hot = found[1] if found else {}
-    hot = svc.workflow.expire_if_stale(session_id, hot)
     progress = hot.get("progress") if isinstance(hot.get("progress"), dict) else {}
     body = {
         "status": hot.get("status") or row.status,
@@ -331,6 +322,9 @@ def status(session_id: str) -> Response:
         **{k: hot.get(k) for k in STATUS_KEYS},
         "progress": {"execution": progress.get("execution"), "review": progress.get("review")},
         "tokens": hot.get("tokens"),
+        # Typed per member ({state, text, preview}, state a domain.MemberState), by step:
+        # the UI reads these instead of parsing the legacy words above.
+        "members": hot.get("members") if isinstance(hot.get("members"), dict) else {},
     }
     for key in ("execution_status", "review_status"):
         if body[key] is None:
@@ -374,8 +368,6 @@ SUMMARY_KEYS = (
     "peer_reviews",
     "aggregated_scores",
     "chairman_verdict",
-    "follow_up_of",
-    "follow_ups",
     "tokens",
     "log_file",
     "created_at",
@@ -471,27 +463,6 @@ def logs(session_id: str) -> Response:
 def delete(session_id: str) -> Response:
     owned_session(session_id)
     hard = flag("hard")
-    if hard:
-        _refuse_while_running(session_id)
-    services().store.mark_deleted(session_id, hard=hard)
-    if hard:
-        from council_app.workflow.uploads import remove_session_files
-
-        remove_session_files(session_dir(services().settings.sessions_dir, session_id))
+    # One workflow decision: the running check, the rows and the files (409 while running).
+    services().workflow.delete_session(session_id, hard)
     return jsonify({"session_id": session_id, "deleted": True, "hard": hard})
-
-
-def _refuse_while_running(session_id: str) -> None:
-    """A hard delete under a running step would leave the run writing its log (prompts
-    included) back into the folder just removed, and crash the run; 409 instead."""
-    svc = services()
-    found = svc.states.hot(session_id)
-    hot = svc.workflow.expire_if_stale(session_id, found[1]) if found else {}
-    status = hot.get("status")
-    if status in RUNNING:
-        raise ApiError(
-            409,
-            "conflict",
-            f"The session is busy ({status}); cancel it or wait for it to finish, then delete it",
-            current_status=status,
-        )

@@ -27,6 +27,7 @@ HOT_KEYS: tuple[str, ...] = (
     "progress",
     "tokens",
     "run",  # lease of the background run: owner, heartbeat deadline, cancel request
+    "members",  # typed state of each run member: {kind: {name: {state, text, preview}}}
 )
 
 
@@ -40,23 +41,6 @@ class StoreUnavailable(StoreError):
 
 class RevisionConflict(StoreError):
     """A compare-and-set write lost: the stored revision moved on since it was read."""
-
-
-class StoreDataError(StoreError):
-    """The database or the serialiser refused the data itself (NUL, a lone surrogate, too
-    deep): retrying the same write cannot succeed.  The flusher isolates such an entry."""
-
-
-def refused_data(error: BaseException) -> str | None:
-    """Why ``error`` means "this data cannot be stored", or None: orjson's refusals (also
-    wrapped by SQLAlchemy's bind processing) and psycopg2's NUL-in-a-string ValueError."""
-    orig = getattr(error, "orig", None)
-    for candidate in (error, orig):
-        if isinstance(candidate, orjson.JSONEncodeError):
-            return f"not serialisable: {candidate}"
-        if isinstance(candidate, ValueError) and "NUL" in str(candidate):
-            return str(candidate)
-    return None
 
 
 @dataclass
@@ -157,6 +141,23 @@ class ProgressWrite:
     revision: int
     meta: dict[str, Any] = field(default_factory=dict)  # cost_usd / total_tokens to sync
     run_id: str | None = None
+
+
+@dataclass
+class MemberCheckpoint:
+    """One finished member of a run, stored the moment it arrived (table ``run_members``).
+
+    ``run_id`` is the run's root id (it survives takeovers); ``result`` holds the member's
+    entry as the document will show it plus what it cost (``usage``), so a resumed run
+    neither asks again nor counts the cost twice.
+    """
+
+    session_id: str
+    step: str
+    member: str
+    run_id: str
+    state: str  # domain.MemberState
+    result: dict[str, Any]
 
 
 def progress_applies(write: ProgressWrite, stored_revision: int, stored_hot: Any) -> bool:
@@ -300,6 +301,18 @@ class StateStore(abc.ABC):
     def write_progress(self, writes: list[ProgressWrite]) -> list[str]:
         """Apply a batch of progress patches in one transaction; return the ids rejected as
         stale (stored revision not older than the patch's)."""
+
+    @abc.abstractmethod
+    def put_member(self, checkpoint: MemberCheckpoint) -> None:
+        """Store (or replace) one member's checkpoint; one small row, one transaction."""
+
+    @abc.abstractmethod
+    def run_members(self, run_id: str) -> list[MemberCheckpoint]:
+        """Every checkpoint of a run (by root id), in no particular order."""
+
+    @abc.abstractmethod
+    def drop_members(self, session_id: str, keep_run_id: str | None = None) -> int:
+        """Remove a session's checkpoints, except those of ``keep_run_id``; returns how many."""
 
     @abc.abstractmethod
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:

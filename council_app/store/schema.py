@@ -87,6 +87,23 @@ session_state = Table(
     postgresql_with={"fillfactor": SESSION_STATE_FILLFACTOR},
 )
 
+# One row per finished member of a run (an agent's answer, a review, the built council,
+# the verdict), written the moment it arrives: a run taken over by another worker asks the
+# LLM only for members with no row.  Keyed by the run's root id, so a forced re-run never
+# sees an earlier run's answers; a row costs the same whatever the session's size.
+run_members = Table(
+    "run_members",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("member", String(200), primary_key=True),
+    Column("session_id", String(128), nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # domain.MemberState
+    Column("result", JSONDocument, nullable=False),  # the entry, its usage and cost
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+Index("ix_run_members_session", run_members.c.session_id)
+
 GIN_INDEX_NAME = "ix_session_state_state_gin"
 
 # Deep merge with the same rule as base.deep_merge: objects merge, anything else replaces.

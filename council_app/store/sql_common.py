@@ -6,11 +6,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
+from council_app.domain import RUNNING
 from council_app.store import legacy_files
-from council_app.store.base import SessionRow, meta_from_state
-from council_app.store.schema import session_state, sessions
+from council_app.store.base import MemberCheckpoint, SessionRow, meta_from_state
+from council_app.store.schema import run_members, session_state, sessions, utcnow
 
 # The columns SessionRow reads: never the legacy ``state`` text, which can hold a whole
 # document in an old SQLite database and would make these reads grow with it.
@@ -35,7 +37,7 @@ _LOAD_HOT = (
     .where(sessions.c.id == bindparam("sid"))
 )
 _RUNNING = select(sessions.c.id).where(
-    sessions.c.status.in_(("executing", "reviewing")), sessions.c.deleted_at.is_(None)
+    sessions.c.status.in_(sorted(RUNNING)), sessions.c.deleted_at.is_(None)
 )
 
 
@@ -43,6 +45,7 @@ class SqlMetadata:
     """Mixed into each backend; it provides ``_tx`` and ``sessions_dir``."""
 
     sessions_dir: Path
+    backend: str
     _legacy: legacy_files.LegacyIndex
 
     def _tx(self, write: bool = False) -> AbstractContextManager[Connection]:
@@ -107,3 +110,46 @@ class SqlMetadata:
                 updated_at=row.updated_at,
             )
         )
+
+    # -- run checkpoints (table run_members) ---------------------------------------------
+
+    def put_member(self, checkpoint: MemberCheckpoint) -> None:
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        values = {
+            "run_id": checkpoint.run_id,
+            "member": checkpoint.member,
+            "session_id": checkpoint.session_id,
+            "step": checkpoint.step,
+            "state": checkpoint.state,
+            "result": checkpoint.result,
+            "updated_at": utcnow(),
+        }
+        stmt = dialect.insert(run_members).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[run_members.c.run_id, run_members.c.member],
+            set_={k: stmt.excluded[k] for k in ("state", "result", "updated_at")},
+        )
+        with self._tx(write=True) as conn:
+            conn.execute(stmt)
+
+    def run_members(self, run_id: str) -> list[MemberCheckpoint]:
+        query = select(
+            run_members.c.session_id,
+            run_members.c.step,
+            run_members.c.member,
+            run_members.c.run_id,
+            run_members.c.state,
+            run_members.c.result,
+        ).where(run_members.c.run_id == run_id)
+        with self._tx() as conn:
+            return [
+                MemberCheckpoint(r.session_id, r.step, r.member, r.run_id, r.state, r.result)
+                for r in conn.execute(query)
+            ]
+
+    def drop_members(self, session_id: str, keep_run_id: str | None = None) -> int:
+        stmt = delete(run_members).where(run_members.c.session_id == session_id)
+        if keep_run_id is not None:
+            stmt = stmt.where(run_members.c.run_id != keep_run_id)
+        with self._tx(write=True) as conn:
+            return int(conn.execute(stmt).rowcount or 0)

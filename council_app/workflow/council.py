@@ -1,35 +1,35 @@
-"""The council steps: build, edit, execute, peer review, synthesize.
+"""The council steps: create, build, edit, execute, peer review, synthesize, delete.
 
 Every step transition is a compare-and-set on the session's revision (``SessionStates.
-update``), so two workers asked to start the same step start it once.  Build and
-synthesize run in the request; execute and review run in the background (``runs.py``).
+update``), so two workers asked to start the same step start it once.  Every LLM step is
+a leased run (``runs.py``, described as data in ``run_specs.py``); build and synthesize
+answer synchronously by waiting for theirs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
-from council_app.providers import LLMProvider, ProviderError
+from council_app.domain import RUNNING, RunKind, SessionStatus
+from council_app.providers import LLMProvider
 from council_app.providers.pricing import PriceTable
 from council_app.session_ids import new_session_id, session_dir
 from council_app.settings import Settings
-from council_app.state import SessionStates
+from council_app.state import SessionGone, SessionStates
 from council_app.store.base import SessionRow
 from council_app.store.schema import utcnow
-from council_app.workflow import prompts
-from council_app.workflow.base import StepsBase, refuse_if_running, successful_results
-from council_app.workflow.costs import CostMeter, empty_tokens
-from council_app.workflow.errors import PrerequisiteMissing, UpstreamFailed
-from council_app.workflow.follow_ups import add_follow_up, carried_context
+from council_app.workflow.base import StepsBase, refuse_if_running
+from council_app.workflow.costs import empty_tokens
+from council_app.workflow.errors import StepConflict, UpstreamFailed
 from council_app.workflow.llm_calls import LlmCalls
-from council_app.workflow.parsing import ParseError, parse_council
-from council_app.workflow.runs import BackgroundRuns, mark_if_expired
+from council_app.workflow.runs import INTERNAL_ERROR, Runs
 from council_app.workflow.session_log import SessionLog
 from council_app.workflow.steps import clear_from
-from council_app.workflow.uploads import UploadRejected, save_upload
+from council_app.workflow.uploads import UploadRejected, remove_session_files, save_upload
 from council_app.workflow.validation import validate_council
 
 log = logging.getLogger(__name__)
@@ -46,24 +46,13 @@ class CouncilWorkflow(StepsBase):
     ) -> None:
         llm = LlmCalls(provider, prices, settings.sessions_dir)
         super().__init__(settings, states, llm)
-        self.runs = BackgroundRuns(settings, states, llm, on_run_change)
+        self.runs = Runs(settings, states, llm, on_run_change)
 
     # -- create -------------------------------------------------------------------------
 
     def create_session(
-        self,
-        user_id: str,
-        question: str,
-        files: list[tuple[str, BinaryIO]],
-        follow_up_of: str | None = None,
+        self, user_id: str, question: str, files: list[tuple[str, BinaryIO]]
     ) -> dict[str, Any]:
-        """A new session; ``follow_up_of`` (a session the caller owns, checked by the API)
-        carries that session's question, verdict and uploads as context (follow_ups.py)."""
-        carried = (
-            carried_context(self.sessions_root, follow_up_of, self._load(follow_up_of))
-            if follow_up_of
-            else []
-        )
         sid = new_session_id()
         folder = session_dir(self.sessions_root, sid)
         stored = []
@@ -75,6 +64,9 @@ class CouncilWorkflow(StepsBase):
         except UploadRejected:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        # The folder exists from the start: the LLM call log goes there, and a run never
+        # creates it (so it cannot recreate one a hard delete removed).
+        folder.mkdir(parents=True, exist_ok=True)
         now = utcnow()
         state: dict[str, Any] = {
             "session_id": sid,
@@ -85,22 +77,17 @@ class CouncilWorkflow(StepsBase):
             "status": "idle",
             "question": question,
             "context_files": [u.path for u in stored],
-            "ingested_data": [*carried, *({"metadata": u.metadata()} for u in stored)],
+            "ingested_data": [{"metadata": u.metadata()} for u in stored],
             "tokens": empty_tokens(),
             "log_file": str(SessionLog(folder).path),
         }
-        if follow_up_of:
-            state["follow_up_of"] = follow_up_of
         self.states.create(
             SessionRow(sid, user_id, question, "idle", "input", 0.0, 0, now, now), state
         )
-        if follow_up_of:
-            self._update(follow_up_of, lambda parent: add_follow_up(parent, sid))
         return {
             "session_id": sid,
             "status": "idle",
             "question": question,
-            "follow_up_of": follow_up_of,
             "context_files": [
                 {"filename": u.filename, "extension": u.extension, "size_bytes": u.size_bytes}
                 for u in stored
@@ -110,59 +97,13 @@ class CouncilWorkflow(StepsBase):
     # -- build and edit -----------------------------------------------------------------
 
     def build_council(self, sid: str, force: bool) -> dict[str, Any]:
-        def begin(state: dict[str, Any]) -> dict[str, Any] | None:
-            refuse_if_running(state)
-            if state.get("council_config") and not force:
-                return state["council_config"]
-            state["status"] = "build_in_progress"
-            state["current_step"] = "build"
-            state.pop("build_error", None)
-            return None
-
-        existing = self._update(sid, begin)
-        if existing is not None:
-            return existing
-        meter = CostMeter(None)
-        try:
-            state = self._load(sid)
-            context = self._context(sid, state)
-            meter = CostMeter(state.get("tokens"))
-            completion = self.llm.call(
-                sid,
-                "build",
-                "builder",
-                prompts.build_council_messages(state.get("question") or "", context),
-                self.settings.council_model,
-                meter,
-                json_mode=True,
-            )
-            council = parse_council(completion.text)
-        except (ProviderError, ParseError) as e:
-            message = f"Building the council failed: {e}"
-
-            def failed(s: dict[str, Any]) -> None:
-                s["status"] = "build_error"
-                s["build_error"] = message
-                s["tokens"] = meter.snapshot()
-
-            self._update(sid, failed)
-            raise UpstreamFailed(message) from e
-        except Exception as e:
-            # Anything else (a bug, an unreadable upload) must not leave the session
-            # "build_in_progress" forever: every later step would be refused with 409.
-            self._unstick(sid, "build_in_progress", "build_error", "build_error", e)
-            raise
-        council["provider"] = completion.provider
-
-        def done(s: dict[str, Any]) -> dict[str, Any]:
-            s["council_config"] = council
-            s["status"] = "build_complete"
-            s["current_step"] = "edit"
-            s["tokens"] = meter.snapshot()
-            clear_from(s, "execute")
-            return council
-
-        return self._update(sid, done)
+        """A leased run like every LLM step; the request waits for it (bounded) and answers
+        with the council, as clients expect.  If this worker dies the run is taken over."""
+        state = self._run_and_wait(sid, RunKind.BUILD, force)
+        council = state.get("council_config")
+        if state.get("status") == SessionStatus.BUILD_ERROR or not isinstance(council, dict):
+            _raise_failure(state.get("build_error") or "Building the council failed")
+        return council
 
     def set_council(self, sid: str, payload: Any) -> dict[str, Any]:
         council = validate_council(payload, self.settings.council_max_agents)
@@ -181,25 +122,46 @@ class CouncilWorkflow(StepsBase):
 
         return self._update(sid, apply)
 
-    # -- background steps (runs.py) ---------------------------------------------------
+    # -- runs (runs.py executes every LLM step as a leased run) ------------------------
 
     def start_execute(self, sid: str, force: bool) -> str:
-        return self.runs.start(sid, "execute", force)
+        outcome, value = self.runs.start(sid, RunKind.EXECUTE, force)
+        return "accepted" if outcome == "accepted" else str(value)
 
     def start_review(self, sid: str, force: bool) -> str:
-        return self.runs.start(sid, "review", force)
+        outcome, value = self.runs.start(sid, RunKind.REVIEW, force)
+        return "accepted" if outcome == "accepted" else str(value)
+
+    def synthesize(self, sid: str, force: bool) -> str:
+        """Leased like the others; the request waits for the verdict (bounded)."""
+        state = self._run_and_wait(sid, RunKind.SYNTHESIZE, force)
+        verdict = state.get("chairman_verdict")
+        if not isinstance(verdict, str) or state.get("status") != SessionStatus.VERDICT_COMPLETE:
+            _raise_failure(state.get("synthesis_error") or "The chairman's verdict failed")
+        return verdict
+
+    def _run_and_wait(self, sid: str, kind: RunKind, force: bool) -> dict[str, Any]:
+        outcome, value = self.runs.start(sid, kind, force)
+        if outcome != "accepted":
+            return self._load(sid)  # already done: the stored result
+        state = self.runs.wait_settled(sid, value, self.settings.sync_step_wait_seconds)
+        if state is None:
+            raise UpstreamFailed(
+                f"The {kind} step is still running after "
+                f"{self.settings.sync_step_wait_seconds} s; poll /status"
+            )
+        return state
 
     def cancel(self, sid: str) -> str:
         return self.runs.cancel(sid)
 
-    def expire_if_stale(self, sid: str, hot: dict[str, Any]) -> dict[str, Any]:
-        return self.runs.expire_if_stale(sid, hot)
-
-    def ensure_sweeper(self) -> None:
-        self.runs.ensure_sweeper()
-
     def sweep_expired(self) -> int:
+        """Take over runs whose lease ran out (the sweeper does this periodically)."""
         return self.runs.sweep_expired()
+
+    def start_background(self) -> None:
+        """This process's lease sweeper: started with the worker, not on a first request."""
+        self.runs.ensure_sweeper()
 
     @property
     def held(self) -> set[str]:
@@ -211,66 +173,40 @@ class CouncilWorkflow(StepsBase):
     def stop(self, timeout: float = 10.0) -> None:
         self.runs.stop(timeout)
 
-    # -- synthesize ---------------------------------------------------------------------
+    # -- delete -------------------------------------------------------------------------
 
-    def synthesize(self, sid: str, force: bool) -> str:
-        def begin(state: dict[str, Any]) -> str | None:
-            mark_if_expired(state)
-            refuse_if_running(state)
-            if not state.get("peer_reviews"):
-                raise PrerequisiteMissing(
-                    "Run the peer review first: POST /api/sessions/<id>/peer_review"
-                )
-            if state.get("chairman_verdict") and not force:
-                return state["chairman_verdict"]
-            clear_from(state, "synthesize")
-            state["status"] = "synthesizing"
-            state["current_step"] = "synthesize"
-            return None
+    def delete_session(self, sid: str, hard: bool) -> None:
+        """Soft: a tombstone.  Hard: rows, checkpoints and files, and never under a run.
 
-        existing = self._update(sid, begin)
-        if existing is not None:
-            return existing
-        meter = CostMeter(None)
-        model = self.settings.chairman_model or self.settings.council_model
-        try:
-            state = self._load(sid)
-            meter = CostMeter(state.get("tokens"))
-            completion = self.llm.call(
-                sid,
-                "synthesize",
-                "chairman",
-                prompts.chairman_messages(
-                    state.get("question") or "",
-                    successful_results(state),
-                    state.get("peer_reviews") or [],
-                    state.get("aggregated_scores") or {},
-                ),
-                model,
-                meter,
-            )
-        except ProviderError as e:
-            message = f"The chairman's verdict failed: {e}"
+        The running check and the claim are one compare-and-set (``deleted`` in the
+        document), the same one a starting run makes: of a hard delete and a start racing,
+        exactly one wins, and a run never recreates the folder removed here.
+        """
+        if hard:
 
-            def failed(s: dict[str, Any]) -> None:
-                s["status"] = "review_complete"
-                s["current_step"] = "review"
-                s["synthesis_error"] = message
-                s["tokens"] = meter.snapshot()
+            def claim(state: dict[str, Any]) -> None:
+                status = state.get("status")
+                if status in RUNNING:
+                    raise StepConflict(
+                        f"The session is busy ({status}); cancel it or wait for it to "
+                        "finish, then delete it",
+                        current_status=status,
+                    )
+                state["deleted"] = True
 
-            self._update(sid, failed)
-            raise UpstreamFailed(message) from e
-        except Exception as e:
-            self._unstick(sid, "synthesizing", "review_complete", "synthesis_error", e, "review")
-            raise
+            with contextlib.suppress(SessionGone):  # no state: metadata and files remain
+                self._update(sid, claim)
+        self.states.mark_deleted(sid, hard=hard)
+        if hard:
+            remove_session_files(session_dir(self.sessions_root, sid))
 
-        def done(s: dict[str, Any]) -> str:
-            s["chairman_verdict"] = completion.text
-            s["chairman_model"] = completion.model
-            s["chairman_provider"] = completion.provider
-            s["status"] = "verdict_complete"
-            s["current_step"] = "complete"
-            s["tokens"] = meter.snapshot()
-            return completion.text
 
-        return self._update(sid, done)
+class RunCrashed(RuntimeError):
+    """The run failed on a bug, not on the provider: a 500 whose detail stays in the logs."""
+
+
+def _raise_failure(message: Any) -> NoReturn:
+    text = str(message)
+    if text.startswith(INTERNAL_ERROR):
+        raise RunCrashed(text)
+    raise UpstreamFailed(text)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from council_app.providers import Completion, LLMProvider, ProviderError
+from council_app.providers.base import OnDelta
 from council_app.providers.pricing import PriceTable
 from council_app.session_ids import session_dir
 from council_app.workflow.costs import CostMeter
@@ -33,8 +35,16 @@ class LlmCalls:
         *,
         reasoning_effort: str | None = None,
         json_mode: bool = False,
+        web_search: bool = False,
+        on_delta: OnDelta | None = None,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> Completion:
-        """One LLM call: cost added to the meter and one line in the session's log."""
+        """One LLM call: cost added to the meter and one line in the session's log.
+
+        ``cancel``/``deadline`` (monotonic) reach the provider, which stops at its next
+        chunk or retry; ``on_delta`` receives the text streamed so far.
+        """
         started = time.perf_counter()
         entry: dict[str, Any] = {"step": step, "agent": agent, "model": model, "prompt": messages}
         try:
@@ -44,6 +54,10 @@ class LlmCalls:
                 task=step,
                 reasoning_effort=reasoning_effort,
                 json_mode=json_mode,
+                web_search=web_search,
+                on_delta=on_delta,
+                cancel=cancel,
+                deadline=deadline,
             )
         except ProviderError as e:
             # Same keys as a successful call, so log readers need no special case.
@@ -76,7 +90,13 @@ class LlmCalls:
         return completion
 
     def _log(self, sid: str, entry: dict[str, Any]) -> None:
+        folder = session_dir(self.sessions_root, sid)
+        if not folder.is_dir():
+            # Hard-deleted meanwhile (or never created here): never recreate the folder
+            # with the prompts in it.
+            log.info("No folder for %s: its LLM call is not logged", sid)
+            return
         try:
-            SessionLog(session_dir(self.sessions_root, sid)).append(entry)
+            SessionLog(folder).append(entry)
         except OSError as e:
             log.warning("Could not append to the log of %s: %s", sid, e)

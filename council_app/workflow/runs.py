@@ -1,14 +1,28 @@
-"""Execute and review: background runs holding a lease, reporting progress per member.
+"""The one runner: every LLM step (build, execute, review, synthesize) is a leased run.
 
-A run starts with a compare-and-set that records its lease (``run`` in the hot keys); a
-heartbeat renews the lease through the flusher.  A run whose lease ran out (its worker was
-killed, or the server restarted) is marked interrupted, on read and by a per-process
-sweeper, and can be started again.  Results are written with one compare-and-set at the
-end, held and retried while the database is down, and saved for recovery at exit.
+Lifecycle (docs/OPERATIONS.md draws it):
+
+* **start** — a compare-and-set puts the session in the step's running status and records
+  the run in the hot keys: ``run = {root, id, kind, owner, lease_until, deadline, cancel,
+  tokens_at_start}``.  ``root`` names the run for its whole life; ``id`` names the current
+  holder's lease (a takeover gives it a new one, so the old holder's progress is refused).
+* **members** — fanned out in parallel (bounded); each finished member is checkpointed at
+  once in ``run_members`` (one small row: answer and cost), then reported as progress.
+* **heartbeat** — a direct, tiny run-scoped write renews the lease; a refused renewal means
+  the run was taken over (or finished) elsewhere.  The same loop reads the cancel request.
+* **takeover** — any worker's sweeper claims a run whose lease ran out (compare-and-set on
+  the document's revision, so exactly one claims it) and resumes it: only members with no
+  checkpoint are asked again, their cost is added once from the checkpoints.
+* **hand-over** — on SIGTERM the lease is released at once (``lease_until`` 0) and the
+  checkpoints stay; another worker resumes the run without waiting for the lease.
+* **finish** — the assembled results reach the document in one compare-and-set that
+  checks only the run's ``root``: results held through an outage win over a takeover.
+  While the database is down they are held and retried, and at exit saved for recovery.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -18,49 +32,89 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from council_app import recovery
-from council_app.providers import ProviderError
+from council_app.domain import FINISHED_MEMBER_STATES, RUNNING, MemberState
+from council_app.providers import Completion, ProviderError
+from council_app.providers.base import ProviderCancelled
 from council_app.settings import Settings
-from council_app.state import SessionStates
-from council_app.store.base import StoreError, StoreUnavailable, deep_merge
-from council_app.workflow import prompts
-from council_app.workflow.base import StepsBase, refuse_if_running, successful_results
+from council_app.state import SessionGone, SessionStates
+from council_app.store.base import MemberCheckpoint, StoreError, StoreUnavailable, deep_merge
+from council_app.workflow.base import StepsBase, refuse_if_running
 from council_app.workflow.costs import CostMeter
 from council_app.workflow.errors import PrerequisiteMissing, StepConflict
 from council_app.workflow.llm_calls import LlmCalls
-from council_app.workflow.parsing import ParseError, aggregate_scores, parse_review, split_tldr
-from council_app.workflow.steps import clear_from
+from council_app.workflow.run_specs import (
+    BY_STATUS,
+    CANCELLED,
+    DEADLINE,
+    SPECS,
+    Ask,
+    Member,
+    Outcome,
+    StepSpec,
+)
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted: the server running this step stopped before it finished; start it again"
-CANCELLED = "cancelled: stopped at the user's request"
+INTERNAL_ERROR = "internal error"  # how a run that failed on a bug says so
+PREVIEW_CHARS = 400  # streamed text kept in the hot keys per member
+POLL_S = 0.5  # how often a run looks for a cancel request (cancel answers within 2 s)
 
 
-@dataclass(frozen=True)
-class _Lane:
-    """Where a background step reports each member's progress."""
-
-    status_key: str  # execution_status / review_status
-    progress_key: str  # progress.execution / progress.review
-    busy: str  # the word while a member works
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-EXECUTE_LANE = _Lane("execution_status", "execution", "Thinking...")
-REVIEW_LANE = _Lane("review_status", "review", "Reviewing...")
+def lease_expired(hot: dict[str, Any], now: float | None = None) -> bool:
+    """A running session whose run has no live lease (worker gone, or lease released)."""
+    if hot.get("status") not in RUNNING:
+        return False
+    run = hot.get("run")
+    if not isinstance(run, dict):
+        return True  # running with no lease at all: a crash before the lease existed
+    until = run.get("lease_until")
+    return not isinstance(until, int | float) or until < (now or time.time())
 
 
-def _mark_cancelled(status: dict[str, Any], members: list[dict[str, Any]], lane: _Lane) -> None:
-    """Members that never finished say so."""
-    for member in members:
-        if status.get(member["name"]) in ("Queued", lane.busy):
-            status[member["name"]] = "Cancelled"
+class Stopped(Exception):
+    """A member's call was abandoned: cancel, deadline, hand-over or takeover."""
 
 
-class BackgroundRuns(StepsBase):
+@dataclass
+class _Live:
+    """This process's view of one run it holds."""
+
+    sid: str
+    spec: StepSpec
+    run: dict[str, Any]  # the run record as this holder wrote it
+    thread: threading.Thread | None = None
+    abort: threading.Event = field(default_factory=threading.Event)  # stop asking, now
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    superseded: threading.Event = field(default_factory=threading.Event)
+    handover: threading.Event = field(default_factory=threading.Event)
+    finishing: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def lease_id(self) -> str:
+        return str(self.run["id"])
+
+    @property
+    def root(self) -> str:
+        return str(self.run["root"])
+
+    def stop_reason(self) -> str | None:
+        if self.cancelled.is_set():
+            return CANCELLED
+        deadline = self.run.get("deadline")
+        if isinstance(deadline, int | float) and time.time() > deadline:
+            return DEADLINE
+        return None
+
+
+class Runs(StepsBase):
     def __init__(
         self,
         settings: Settings,
@@ -70,308 +124,361 @@ class BackgroundRuns(StepsBase):
     ) -> None:
         super().__init__(settings, states, llm)
         self._on_run_change = on_run_change  # (kind, +1/-1) for the runs-in-progress gauge
-        self._threads: dict[str, threading.Thread] = {}
+        self._live: dict[str, _Live] = {}
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.held: set[str] = set()  # sessions whose results wait for the database
         self._sweeper_pid: int | None = None
         self._sweeper_lock = threading.Lock()
 
-    def start(self, sid: str, kind: str, force: bool) -> str:
-        run_id = uuid.uuid4().hex
-        lease = self.settings.run_lease_seconds
-        started: dict[str, Any] = {}  # the document as the run starts: its working copy
+    # -- starting -------------------------------------------------------------------------
 
-        def begin(state: dict[str, Any]) -> str:
-            mark_if_expired(state)
+    def start(self, sid: str, kind: str, force: bool) -> tuple[str, Any]:
+        """Start ``kind`` as a leased run: ``("accepted", root)`` or ``("existing", value)``."""
+        spec = SPECS[kind]
+        lease = self.settings.run_lease_seconds
+        started: dict[str, Any] = {}
+
+        def begin(state: dict[str, Any]) -> tuple[str, Any]:
+            if state.get("deleted"):
+                raise SessionGone(sid)
             refuse_if_running(state)
-            council = state.get("council_config") or {}
-            if kind == "execute":
-                if not council.get("agents"):
-                    raise PrerequisiteMissing(
-                        "Build the council first: POST /api/sessions/<id>/build_council"
-                    )
-                # A failed, cancelled or interrupted run starts again without force.
-                failed = state.get("status") == "execution_error"
-                if state.get("execution_results") and not force and not failed:
-                    return "already_executed"
-                clear_from(state, "execute")
-                agents = [a["name"] for a in council["agents"]]
-                state["execution_status"] = {
-                    "ALL": f"Starting execution for {len(agents)} agents...",
-                    **dict.fromkeys(agents, "Queued"),
-                }
-                state["progress"]["execution"] = 0
-                state["status"] = "executing"
-                state["current_step"] = "execute"
-            else:
-                if not successful_results(state):
-                    raise PrerequisiteMissing(
-                        "Execute the council first: POST /api/sessions/<id>/execute"
-                    )
-                failed = state.get("status") == "review_error"
-                if state.get("peer_reviews") and not force and not failed:
-                    return "already_reviewed"
-                clear_from(state, "review")
-                state["review_status"] = dict.fromkeys(
-                    (a["name"] for a in council.get("agents", [])), "Queued"
-                )
-                state["progress"]["review"] = 0
-                state["status"] = "reviewing"
-                state["current_step"] = "review"
+            missing = spec.prerequisite(state)
+            if missing:
+                raise PrerequisiteMissing(missing)
+            if not force:
+                existing = spec.existing(state)
+                if existing is not None:
+                    return "existing", existing
+            members = spec.members(state)
+            spec.start(state, members)
+            now = time.time()
             state["run"] = {
-                "id": run_id,
-                "kind": kind,
-                "owner": f"{socket.gethostname()}:{os.getpid()}",
-                "lease_until": time.time() + lease,
+                "root": uuid.uuid4().hex,
+                "id": uuid.uuid4().hex,
+                "kind": spec.kind,
+                "owner": owner_name(),
+                "lease_until": now + lease,
+                "started_at": now,
+                "deadline": now + self.settings.run_deadline_seconds,
                 "cancel": False,
+                "takeovers": 0,
+                "tokens_at_start": state.get("tokens"),
             }
             started.clear()
             started.update(copy.deepcopy(state))
-            return "accepted"
+            return "accepted", state["run"]["root"]
 
         outcome = self._update(sid, begin)
-        if outcome == "accepted":
-            target = self._execute_run if kind == "execute" else self._review_run
-            thread = threading.Thread(
-                target=self._run_guarded,
-                args=(sid, run_id, kind, target, started),
-                name=f"council-{kind}-{sid}",
-                daemon=True,
-            )
-            self._threads[sid] = thread
-            thread.start()
+        if outcome[0] == "accepted":
+            self._launch(sid, spec, started)
         return outcome
 
-    def _run_guarded(
-        self,
-        sid: str,
-        run_id: str,
-        kind: str,
-        target: Callable[[str, str, dict[str, Any]], None],
-        state: dict[str, Any],
-    ) -> None:
-        stop_heartbeat = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(sid, run_id, stop_heartbeat), daemon=True, name="lease"
+    def _launch(self, sid: str, spec: StepSpec, snapshot: dict[str, Any]) -> None:
+        live = _Live(sid, spec, dict(snapshot["run"]))
+        live.thread = threading.Thread(
+            target=self._guarded, args=(live, snapshot), name=f"run-{spec.kind}-{sid}", daemon=True
         )
+        with self._lock:
+            self._live[sid] = live
+        live.thread.start()
+
+    # -- the runner -----------------------------------------------------------------------
+
+    def _guarded(self, live: _Live, snapshot: dict[str, Any]) -> None:
+        beat = threading.Thread(target=self._heartbeat, args=(live,), daemon=True, name="lease")
         beat.start()
         if self._on_run_change:
-            self._on_run_change(kind, 1)
+            self._on_run_change(live.spec.kind, 1)
         try:
-            target(sid, run_id, state)
-        except Exception as e:  # a bug must not leave the session "executing"
-            log.exception("Run %s of %s failed", kind, sid)
-            reason = f"internal error: {type(e).__name__}"
-            error_key = "execution_error" if kind == "execute" else "review_error"
-            status = "execution_error" if kind == "execute" else "review_error"
+            self._run(live, snapshot)
+        except Exception as e:  # a bug must not leave the session running
+            log.exception("Run %s of %s failed", live.spec.kind, live.sid)
+            reason = f"{INTERNAL_ERROR}: {type(e).__name__}"
 
             def failed(state: dict[str, Any]) -> None:
-                if (state.get("run") or {}).get("id") == run_id:
-                    state["status"] = status
-                    state[error_key] = reason
+                if self._owns(state, live):
+                    live.spec.finish(state, [], reason)
                     state["run"] = None
 
-            self._write_until_stored(sid, failed, state)
+            live.finishing.set()
+            self._write_until_stored(live.sid, failed, snapshot)
         finally:
-            stop_heartbeat.set()
-            self._threads.pop(sid, None)
+            live.abort.set()
+            with self._lock:
+                if self._live.get(live.sid) is live:
+                    del self._live[live.sid]
             if self._on_run_change:
-                self._on_run_change(kind, -1)
+                self._on_run_change(live.spec.kind, -1)
 
-    def _heartbeat(self, sid: str, run_id: str, stop: threading.Event) -> None:
-        lease = self.settings.run_lease_seconds
-        while not stop.wait(max(0.5, lease / 4)):
-            self.states.progress(sid, {"run": {"lease_until": time.time() + lease}}, run_id=run_id)
-
-    def _fan_out(
-        self,
-        sid: str,
-        run_id: str,
-        members: list[dict[str, Any]],
-        lane: _Lane,
-        meter: CostMeter,
-        work: Callable[[int, dict[str, Any]], tuple[dict[str, Any], str]],
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """Run ``work`` for every council member in parallel (bounded), reporting progress.
-
-        Stops starting members once a cancel request is seen.  Returns the entries of the
-        members that ran, in council order, and whether the run was cancelled.
-        """
-        entries: list[dict[str, Any] | None] = [None] * len(members)
-        finished = 0
+    def _run(self, live: _Live, snapshot: dict[str, Any]) -> None:
+        spec, sid = live.spec, live.sid
+        members = spec.members(snapshot)
+        meter = CostMeter(live.run.get("tokens_at_start"))
+        outcomes: list[Outcome | None] = [None] * len(members)
+        try:
+            stored = {c.member: c for c in self.states.run_members(live.root)}
+        except StoreError:
+            stored = {}
+        resumed: dict[str, Any] = {}
+        for i, m in enumerate(members):
+            checkpoint = stored.get(m.name)
+            if checkpoint is None or checkpoint.state not in FINISHED_MEMBER_STATES:
+                continue
+            outcome = Outcome(
+                checkpoint.result["entry"],
+                MemberState(checkpoint.state),
+                checkpoint.result.get("word", ""),
+            )
+            outcomes[i] = outcome
+            usage = checkpoint.result.get("usage") or {}
+            meter.add(
+                spec.key,
+                m.name,
+                int(usage.get("input_tokens", 0)),
+                int(usage.get("output_tokens", 0)),
+                float(usage.get("cost_usd", 0.0)),
+            )
+            resumed[m.name] = outcome
+        if resumed:
+            log.info(
+                "Run %s of %s resumes: %d member(s) already answered", spec.kind, sid, len(resumed)
+            )
+            self._report(live, members, outcomes, meter, list(resumed))
+        todo = [i for i, o in enumerate(outcomes) if o is None]
+        ask = Ask(
+            snapshot,
+            lambda: self._context(sid, snapshot),
+            self.settings.council_model,
+            self.settings.chairman_model,
+        )
         lock = threading.Lock()
-        cancelled = threading.Event()
 
         def one(index: int) -> None:
-            nonlocal finished
-            name = members[index]["name"]
-            if cancelled.is_set() or self._cancel_requested(sid):
-                cancelled.set()
+            member = members[index]
+            if live.abort.is_set() or live.stop_reason():
+                live.abort.set()
                 return
-            self.states.progress(sid, {lane.status_key: {name: lane.busy}}, run_id=run_id)
-            entry, word = work(index, members[index])
+            self._member_word(live, member, MemberState.THINKING, spec.busy_word)
+            member_meter = CostMeter(None)
+            try:
+                outcome = spec.ask(ask.with_call(self._caller(live, member, member_meter)), member)
+            except Stopped:
+                return  # left unanswered: the next holder asks it (or it shows cancelled)
+            # A paid answer is kept even when the run is being handed over: checkpointed,
+            # the next holder does not ask for it again.
+            totals = member_meter.snapshot()
+            usage = {
+                "input_tokens": totals["input_tokens"],
+                "output_tokens": totals["output_tokens"],
+                "cost_usd": totals["total_cost_usd"],
+            }
+            meter.add(
+                spec.key,
+                member.name,
+                usage["input_tokens"],
+                usage["output_tokens"],
+                usage["cost_usd"],
+            )
             with lock:
-                entries[index] = entry
-                finished += 1
-                pct = round(100 * finished / len(members))
-                totals = meter.snapshot()
-                words = {name: word}
-                if lane.status_key == "execution_status":
-                    words["ALL"] = f"{finished}/{len(members)} agents finished"
-            self.states.progress(
-                sid,
-                {lane.status_key: words, "progress": {lane.progress_key: pct}, "tokens": totals},
-                {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
-                run_id=run_id,
+                outcomes[index] = outcome
+            self._checkpoint(live, member, outcome, usage)
+            self._report(live, members, outcomes, meter, [member.name])
+
+        workers = max(1, min(self.settings.council_max_parallel, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{sid}-m") as pool:
+            list(pool.map(one, todo))
+
+        finished_all = all(o is not None for o in outcomes)
+        stopped = live.stop_reason()
+        if not finished_all and stopped is None:
+            if live.handover.is_set():
+                self._release(live)
+            else:
+                log.info("Run %s of %s was taken over elsewhere; leaving it", spec.kind, sid)
+            return
+        live.finishing.set()
+
+        def finish(state: dict[str, Any]) -> None:
+            if not self._owns(state, live):
+                return  # finished by someone else meanwhile, or the session was replaced
+            if not isinstance(state.get("progress"), dict):
+                state["progress"] = {}
+            spec.finish(state, outcomes, stopped)
+            state["tokens"] = meter.snapshot()
+            self._settle_members(state, live, members, outcomes)
+            state["run"] = None
+
+        self._write_until_stored(sid, finish, snapshot)
+        with contextlib.suppress(StoreError):  # older runs' rows are only clutter
+            self.states.drop_members(sid, keep_run_id=live.root)
+
+    def _caller(
+        self, live: _Live, member: Member, member_meter: CostMeter
+    ) -> Callable[..., Completion]:
+        """A priced, logged LLM call that stops waiting as soon as the run is stopped."""
+
+        def call(messages: list[dict[str, str]], model: str, **kw: Any) -> Completion:
+            deadline_epoch = live.run.get("deadline")
+            deadline = None
+            if isinstance(deadline_epoch, int | float):
+                deadline = time.monotonic() + max(0.0, deadline_epoch - time.time())
+            last = [0.0]
+
+            def on_delta(text: str) -> None:
+                now = time.monotonic()
+                if now - last[0] >= POLL_S:
+                    last[0] = now
+                    self._preview(live, member, text)
+
+            return _abortable(
+                lambda: self.llm.call(
+                    live.sid,
+                    live.spec.key,
+                    member.name,
+                    messages,
+                    model,
+                    member_meter,
+                    cancel=live.abort,
+                    deadline=deadline,
+                    on_delta=on_delta,
+                    **kw,
+                ),
+                live,
             )
 
-        with ThreadPoolExecutor(
-            max_workers=min(self.settings.council_max_parallel, len(members))
-        ) as pool:
-            list(pool.map(one, range(len(members))))
-        return [e for e in entries if e is not None], cancelled.is_set()
+        return call
 
-    def _execute_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
-        council = state["council_config"]
-        agents: list[dict[str, Any]] = council["agents"]
-        question = state.get("question") or ""
-        context = self._context(sid, state)
-        meter = CostMeter(state.get("tokens"))
+    # -- progress and checkpoints ---------------------------------------------------------
 
-        def answer(index: int, agent: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            entry: dict[str, Any] = {
-                "agent_name": agent["name"],
-                "agent_persona": agent.get("persona", ""),
-                "proposal_id": index + 1,
-                "tools_used": [],
-            }
-            try:
-                completion = self.llm.call(
-                    sid,
-                    "execute",
-                    agent["name"],
-                    prompts.agent_messages(agent, question, context),
-                    agent.get("model") or self.settings.council_model,
-                    meter,
-                    reasoning_effort=agent.get("reasoning_effort"),
-                )
-            except ProviderError as e:
-                entry.update(response="", tldr="", status="error", error=str(e))
-                return entry, "Failed"
-            response, tldr = split_tldr(completion.text)
-            entry.update(
-                response=response,
-                tldr=tldr,
-                status="success",
-                model=completion.model,
-                provider=completion.provider,
-            )
-            return entry, "Done"
+    def _member_word(self, live: _Live, member: Member, state: MemberState, word: str) -> None:
+        typed = {"state": state, "text": word}
+        patch: dict[str, Any] = {"members": {live.spec.key: {member.name: typed}}}
+        if live.spec.status_key:
+            patch[live.spec.status_key] = {member.name: word}
+        self.states.progress(live.sid, patch, run_id=live.lease_id)
 
-        done, cancelled = self._fan_out(sid, run_id, agents, EXECUTE_LANE, meter, answer)
-        ok = [r for r in done if r["status"] == "success"]
+    def _preview(self, live: _Live, member: Member, text: str) -> None:
+        patch = {"members": {live.spec.key: {member.name: {"preview": text[-PREVIEW_CHARS:]}}}}
+        self.states.progress(live.sid, patch, run_id=live.lease_id)
 
-        def finish(s: dict[str, Any]) -> None:
-            if (s.get("run") or {}).get("id") != run_id:
-                return  # this run was declared interrupted and superseded meanwhile
-            s["execution_results"] = {
-                "council_name": council.get("council_name", ""),
-                "original_question": question,
-                "execution_results": done,
-            }
-            s["tokens"] = meter.snapshot()
-            s["run"] = None
-            status = s.setdefault("execution_status", {})
-            if cancelled:
-                s["status"] = "execution_error"
-                s["execution_error"] = CANCELLED
-                status["ALL"] = "Cancelled"
-                _mark_cancelled(status, agents, EXECUTE_LANE)
-            elif ok:
-                s["status"] = "execution_complete"
-                s["progress"]["execution"] = 100
-                status["ALL"] = f"Execution complete: {len(ok)}/{len(agents)} agents succeeded"
+    def _checkpoint(
+        self, live: _Live, member: Member, outcome: Outcome, usage: dict[str, Any]
+    ) -> None:
+        checkpoint = MemberCheckpoint(
+            live.sid,
+            live.spec.key,
+            member.name,
+            live.root,
+            outcome.state,
+            {"entry": outcome.entry, "word": outcome.word, "usage": usage},
+        )
+        try:
+            self.states.put_member(checkpoint)
+        except StoreError as e:  # held in memory: the finish write carries it
+            log.warning("Checkpoint of %s/%s not stored: %s", live.sid, member.name, e)
+
+    def _report(
+        self,
+        live: _Live,
+        members: list[Member],
+        outcomes: list[Outcome | None],
+        meter: CostMeter,
+        names: list[str],
+    ) -> None:
+        spec = live.spec
+        done = sum(1 for o in outcomes if o is not None)
+        by_name = {m.name: o for m, o in zip(members, outcomes, strict=True)}
+        patch: dict[str, Any] = {"members": {spec.key: {}}}
+        words: dict[str, str] = {}
+        for name in names:
+            o = by_name.get(name)
+            if o is None:
+                continue
+            patch["members"][spec.key][name] = {"state": o.state, "text": o.word, "preview": None}
+            words[name] = o.word
+        if spec.status_key:
+            if spec.status_key == "execution_status":
+                words["ALL"] = f"{done}/{len(members)} agents finished"
+            patch[spec.status_key] = words
+        if spec.progress_key:
+            patch["progress"] = {spec.progress_key: round(100 * done / max(1, len(members)))}
+        totals = meter.snapshot()
+        patch["tokens"] = totals
+        self.states.progress(
+            live.sid,
+            patch,
+            {"cost_usd": totals["total_cost_usd"], "total_tokens": totals["total_tokens"]},
+            run_id=live.lease_id,
+        )
+
+    def _settle_members(
+        self,
+        state: dict[str, Any],
+        live: _Live,
+        members: list[Member],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """The typed member map as the run ends: unfinished members say cancelled."""
+        settled = {}
+        for m, o in zip(members, outcomes, strict=True):
+            if o is None:
+                settled[m.name] = {"state": MemberState.CANCELLED, "text": "Cancelled"}
             else:
-                s["status"] = "execution_error"
-                s["execution_error"] = "every agent failed: " + "; ".join(
-                    f"{r['agent_name']}: {r.get('error')}" for r in done
-                )
-                status["ALL"] = "Execution failed"
+                settled[m.name] = {"state": o.state, "text": o.word}
+        if not isinstance(state.get("members"), dict):
+            state["members"] = {}
+        state["members"][live.spec.key] = settled
 
-        self._write_until_stored(sid, finish, state)
+    # -- lease ------------------------------------------------------------------------------
 
-    def _review_run(self, sid: str, run_id: str, state: dict[str, Any]) -> None:
-        council = state.get("council_config") or {}
-        reviewers: list[dict[str, Any]] = council.get("agents", [])
-        question = state.get("question") or ""
-        proposals = successful_results(state)
-        meter = CostMeter(state.get("tokens"))
+    def _owns(self, state: dict[str, Any], live: _Live) -> bool:
+        run = state.get("run")
+        return isinstance(run, dict) and run.get("root") == live.root
 
-        def review(_index: int, reviewer: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            name = reviewer["name"]
-            others = [p for p in proposals if p.get("agent_name") != name]
-            if not others:  # nobody else's proposal to review: never score your own
-                entry = {"reviewer": name, "error": "no proposal from another agent to review"}
-                return {**entry, "skipped": True}, "Skipped"
-            shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
+    def _heartbeat(self, live: _Live) -> None:
+        lease = self.settings.run_lease_seconds
+        renew_every = max(0.5, lease / 4)
+        next_renew = time.monotonic() + renew_every
+        while not live.abort.wait(POLL_S):
+            if live.stop_reason() == DEADLINE:
+                live.abort.set()
+                break
             try:
-                completion = self.llm.call(
-                    sid,
-                    "review",
-                    name,
-                    prompts.review_messages(reviewer, question, shown),
-                    reviewer.get("model") or self.settings.council_model,
-                    meter,
-                    reasoning_effort=reviewer.get("reasoning_effort"),
-                    json_mode=True,
-                )
-            except ProviderError as e:
-                return {"reviewer": name, "error": str(e)}, "Review Failed"
-            entry: dict[str, Any] = {
-                "reviewer": name,
-                "critique": completion.text,
-                "tools_used": [],
-                "model": completion.model,
-                "provider": completion.provider,
-            }
-            try:
-                parsed = parse_review(completion.text, [pid for pid, _ in shown])
-            except ParseError as e:
-                entry.update(tldr="", error=f"could not parse the review: {e}", parse_error=str(e))
-                return entry, "Review Failed"
-            entry.update(tldr=parsed.get("overall_tldr", ""), parsed=parsed)
-            return entry, "Critique Complete"
+                if time.monotonic() >= next_renew:
+                    until = time.time() + lease
+                    if self.states.renew_lease(live.sid, live.lease_id, until):
+                        live.run["lease_until"] = until
+                        next_renew = time.monotonic() + renew_every
+                    elif not live.finishing.is_set():
+                        live.superseded.set()
+                        live.abort.set()
+                        break
+                found = self.states.hot(live.sid)
+                run = (found[1].get("run") if found else None) or {}
+                if run.get("cancel"):
+                    live.cancelled.set()
+                    live.abort.set()
+                    break
+            except StoreUnavailable:
+                next_renew = time.monotonic() + 0.25  # renew first thing when it is back
+            except StoreError:
+                log.warning("Heartbeat of %s failed", live.sid, exc_info=True)
 
-        done, cancelled = self._fan_out(sid, run_id, reviewers, REVIEW_LANE, meter, review)
-        good = [r for r in done if "parsed" in r]
+    def _release(self, live: _Live) -> None:
+        """Hand the run over now: the lease ends, the checkpoints stay."""
+        try:
+            self.states.renew_lease(live.sid, live.lease_id, 0.0, owner=None)
+            log.info("Run %s of %s handed over (lease released)", live.spec.kind, live.sid)
+        except StoreError as e:
+            log.warning("Could not release the lease of %s (it expires by itself): %s", live.sid, e)
 
-        def finish(s: dict[str, Any]) -> None:
-            if (s.get("run") or {}).get("id") != run_id:
-                return
-            s["peer_reviews"] = done
-            s["aggregated_scores"] = aggregate_scores(done)
-            s["tokens"] = meter.snapshot()
-            s["run"] = None
-            status = s.setdefault("review_status", {})
-            if cancelled:
-                s["status"] = "review_error"
-                s["review_error"] = CANCELLED
-                _mark_cancelled(status, reviewers, REVIEW_LANE)
-            elif good:
-                s["status"] = "review_complete"
-                s["progress"]["review"] = 100
-            else:
-                s["status"] = "review_error"
-                s["review_error"] = "every review failed: " + "; ".join(
-                    f"{r['reviewer']}: {r.get('error')}" for r in done
-                )
-
-        self._write_until_stored(sid, finish, state)
+    # -- cancel -----------------------------------------------------------------------------
 
     def cancel(self, sid: str) -> str:
         def request(state: dict[str, Any]) -> str:
             run = state.get("run") or {}
-            if state.get("status") not in ("executing", "reviewing") or not run:
+            if state.get("status") not in RUNNING or not run:
                 raise StepConflict(
                     f"Nothing to cancel: the session is '{state.get('status')}'",
                     current_status=state.get("status"),
@@ -380,61 +487,108 @@ class BackgroundRuns(StepsBase):
             state["run"] = run
             return "cancelling"
 
-        return self._update(sid, request)
+        outcome = self._update(sid, request)
+        with self._lock:
+            live = self._live.get(sid)
+        if live is not None:  # this process holds it: stop now, not at the next poll
+            live.cancelled.set()
+            live.abort.set()
+        return outcome
 
-    def expire_if_stale(self, sid: str, hot: dict[str, Any]) -> dict[str, Any]:
-        """Called on reads: a run whose lease ran out is marked interrupted (and can restart)."""
-        if not _lease_expired(hot):
-            return hot
-
-        def mark(state: dict[str, Any]) -> None:
-            mark_if_expired(state)
-
-        self._update(sid, mark)
-        found = self.states.hot(sid)
-        return found[1] if found else hot
+    # -- takeover ---------------------------------------------------------------------------
 
     def ensure_sweeper(self) -> None:
-        """Start (once per process) the thread that marks runs whose worker died, so no
-        session stays "executing" even when nobody polls it."""
+        """Start (once per process) the thread that takes over runs whose worker died."""
         if self._sweeper_pid == os.getpid() or self._stopping.is_set():
             return
         with self._sweeper_lock:
             if self._sweeper_pid == os.getpid():
                 return
+            if self._sweeper_pid is not None:  # forked: the parent's runs are not ours
+                self._live = {}
+                self._lock = threading.Lock()
             self._sweeper_pid = os.getpid()
             threading.Thread(target=self._sweep_loop, name="lease-sweeper", daemon=True).start()
 
     def _sweep_loop(self) -> None:
-        while not self._stopping.wait(max(1.0, self.settings.run_lease_seconds / 2)):
+        period = max(0.5, self.settings.run_lease_seconds / 4)
+        while True:
             try:
                 self.sweep_expired()
-            except Exception:  # the database may be down; try again next time
-                log.warning("Lease sweep failed", exc_info=True)
+            except StoreError as e:  # the database may be down; try again next time
+                log.debug("Lease sweep skipped: %s", e)
+            except Exception:
+                log.exception("Lease sweep failed")
+            if self._stopping.wait(period):
+                return
 
     def sweep_expired(self) -> int:
-        """Mark every run whose lease ran out as interrupted; returns how many."""
-        marked = 0
-        for sid in self.states.store.running_sessions():
+        """Take over every run whose lease ran out; returns how many this process took."""
+        taken = 0
+        for sid in self.states.running_sessions():
+            if self._stopping.is_set():
+                break
+            with self._lock:
+                if sid in self._live:
+                    continue  # ours: the heartbeat keeps it
             found = self.states.hot(sid)
-            if found and _lease_expired(found[1]):
-                self.expire_if_stale(sid, found[1])
-                marked += 1
-        return marked
+            if found and lease_expired(found[1]) and self.take_over(sid):
+                taken += 1
+        return taken
 
-    def _cancel_requested(self, sid: str) -> bool:
-        """Seen through the database, so any worker can receive the cancel request."""
+    def take_over(self, sid: str) -> bool:
+        """Claim an expired run (compare-and-set: one claimer wins) and resume it here."""
+        lease = self.settings.run_lease_seconds
+        claimed: dict[str, Any] = {}
+
+        def claim(state: dict[str, Any]) -> bool:
+            if not lease_expired(state):
+                return False  # renewed or claimed meanwhile
+            spec = BY_STATUS.get(str(state.get("status")))
+            if spec is None:
+                return False
+            now = time.time()
+            run = state.get("run") if isinstance(state.get("run"), dict) else None
+            if run is None or run.get("kind") != spec.kind or not run.get("root"):
+                # Running with no lease (a crash before leases existed): a fresh run.
+                run = {
+                    "root": uuid.uuid4().hex,
+                    "kind": spec.kind,
+                    "started_at": now,
+                    "deadline": now + self.settings.run_deadline_seconds,
+                    "cancel": False,
+                    "takeovers": 0,
+                    "tokens_at_start": state.get("tokens"),
+                }
+            state["run"] = {
+                **run,
+                "id": uuid.uuid4().hex,
+                "owner": owner_name(),
+                "lease_until": now + lease,
+                "takeovers": int(run.get("takeovers") or 0) + 1,
+            }
+            claimed.update(copy.deepcopy(state))
+            return True
+
         try:
-            found = self.states.hot(sid)
-        except StoreError:
-            return False  # the database is down: keep going, results are held
-        return bool(found and (found[1].get("run") or {}).get("cancel"))
+            if not self._update(sid, claim):
+                return False
+        except SessionGone:
+            return False
+        spec = BY_STATUS[str(claimed["status"])]
+        log.warning(
+            "Took over run %s of %s (lease expired; takeover %d)",
+            spec.kind,
+            sid,
+            claimed["run"]["takeovers"],
+        )
+        self._launch(sid, spec, claimed)
+        return True
+
+    # -- results held through outages -------------------------------------------------------
 
     def _write_until_stored(
-        self,
-        sid: str,
-        mutate: Callable[[dict[str, Any]], Any],
-        base: dict[str, Any] | None = None,
+        self, sid: str, mutate: Callable[[dict[str, Any]], Any], base: dict[str, Any]
     ) -> None:
         """A run's results are held and retried while the database is down.
 
@@ -445,6 +599,10 @@ class BackgroundRuns(StepsBase):
         while True:
             try:
                 self._update(sid, mutate)
+                self.held.discard(sid)
+                return
+            except SessionGone:
+                log.info("Results of %s dropped: the session was deleted", sid)
                 self.held.discard(sid)
                 return
             except StoreUnavailable as e:
@@ -458,56 +616,90 @@ class BackgroundRuns(StepsBase):
                 delay = min(delay * 2, 4.0)
 
     def _save_for_recovery(
-        self, sid: str, mutate: Callable[[dict[str, Any]], Any], base: dict[str, Any] | None
+        self, sid: str, mutate: Callable[[dict[str, Any]], Any], base: dict[str, Any]
     ) -> None:
-        if base is None:
-            log.error("Results of %s lost: the database is down and no base state is known", sid)
-            return
         doc = copy.deepcopy(base)
-        pending = self.states.flusher.take(sid)
+        pending = self.states.take_pending(sid)
         if pending is not None:
             deep_merge(doc, pending.patch)
         if not isinstance(doc.get("progress"), dict):
             doc["progress"] = {}
         mutate(doc)
-        recovery.save(self.sessions_root, sid, state=(doc, self.states.clock.next()))
+        recovery.save(self.sessions_root, sid, state=(doc, self.states.next_revision()))
+
+    # -- waiting and stopping ---------------------------------------------------------------
 
     def join(self, sid: str, timeout: float | None = None) -> bool:
-        """Wait for this process's background run of a session; True when none is left."""
-        thread = self._threads.get(sid)
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
+        """Wait for this process's run of a session; True when none is left."""
+        with self._lock:
+            live = self._live.get(sid)
+        if live is not None and live.thread is not None:
+            live.thread.join(timeout)
+            return not live.thread.is_alive()
         return True
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop waiting on the database; runs holding results save them for recovery."""
-        self._stopping.set()
+    def wait_settled(self, sid: str, root: str, timeout: float) -> dict[str, Any] | None:
+        """Wait until the run ``root`` is over, wherever it runs; the document then, or None
+        if it still runs at ``timeout`` (a takeover elsewhere may take longer)."""
         deadline = time.monotonic() + timeout
-        for thread in list(self._threads.values()):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.join(sid, timeout)
+        while True:
+            stored = self.states.load(sid)
+            if stored is None:
+                raise SessionGone(sid)
+            run = stored.state.get("run")
+            if not (isinstance(run, dict) and run.get("root") == root):
+                return stored.state
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_S)
+
+    def running_here(self) -> list[str]:
+        with self._lock:
+            return list(self._live)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM: hand every unfinished run over (lease released, checkpoints kept);
+        runs that are finishing write their results, or save them for recovery."""
+        self._stopping.set()
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            if not live.finishing.is_set():
+                live.handover.set()
+                live.abort.set()
+        deadline = time.monotonic() + timeout
+        for live in lives:
+            if live.thread is not None:
+                live.thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _lease_expired(doc: dict[str, Any]) -> bool:
-    run = doc.get("run")
-    if doc.get("status") not in ("executing", "reviewing"):
-        return False
-    if not isinstance(run, dict):
-        return True  # running with no lease at all: a crash before the lease existed
-    until = run.get("lease_until")
-    return not isinstance(until, int | float) or until < time.time()
+def _abortable(fn: Callable[[], Completion], live: _Live) -> Completion:
+    """Run one LLM call so that a stop is seen within ``POLL_S`` even when the provider is
+    stuck (no chunk, no retry to notice its cancel event at): the call is left behind."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
 
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the waiting thread
+            box["error"] = e
+        finally:
+            done.set()
 
-def mark_if_expired(state: dict[str, Any]) -> None:
-    """A run whose lease ran out is over: record it as interrupted (it can start again)."""
-    if not _lease_expired(state):
-        return
-    kind = (state.get("run") or {}).get("kind")
-    if state.get("status") == "executing" or kind == "execute":
-        state["status"] = "execution_error"
-        state["execution_error"] = INTERRUPTED
-    else:
-        state["status"] = "review_error"
-        state["review_error"] = INTERRUPTED
-    state["run"] = None
-    log.warning("Run of %s lost its lease; marked interrupted", state.get("session_id"))
+    threading.Thread(target=target, name="llm-call", daemon=True).start()
+    while not done.wait(POLL_S / 2):
+        if live.abort.is_set():
+            raise Stopped()
+    error = box.get("error")
+    if error is not None:
+        if isinstance(error, ProviderCancelled) and (
+            live.abort.is_set() or live.stop_reason() is not None
+        ):
+            raise Stopped() from error
+        raise error
+    value = box.get("value")
+    if isinstance(value, Completion):
+        return value
+    raise ProviderError("the provider returned nothing")

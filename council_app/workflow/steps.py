@@ -1,29 +1,9 @@
-"""Statuses and steps of a session, and which step needs which."""
+"""Which keys each step produces, and clearing them when a step runs again."""
 
 from __future__ import annotations
 
-STEPS = ("input", "build", "edit", "execute", "review", "synthesize", "complete")
-
-STATUSES = (
-    "idle",
-    "build_in_progress",
-    "build_complete",
-    "build_error",
-    "ready_to_execute",
-    "executing",
-    "execution_complete",
-    "execution_error",
-    "reviewing",
-    "review_complete",
-    "review_error",
-    "synthesizing",
-    "verdict_complete",
-)
-
-# While one of these holds, no other step may start (409).
-RUNNING = frozenset({"build_in_progress", "executing", "reviewing", "synthesizing"})
-
-EFFORTS = ("none", "low", "medium", "high")
+# The enums live in council_app/domain.py; these names stay for the modules importing them.
+from council_app.domain import EFFORTS, RUNNING  # noqa: F401
 
 # Keys each step produces; a forced re-run of a step clears its own and every later one's.
 EXECUTE_KEYS = ("execution_results", "execution_status", "execution_error")

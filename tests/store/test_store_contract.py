@@ -264,3 +264,39 @@ def test_metadata_of_odd_documents_fits_the_columns(store: StateStore) -> None:
     assert row.current_step == "x" * 32
     assert row.total_tokens is None and row.cost_usd is None
     assert store.load(SID).state["tokens"]["total_tokens"] == 2.0**70  # the document keeps it
+
+
+# -- run checkpoints ---------------------------------------------------------------------
+
+
+def test_member_checkpoints_round_trip_per_run_and_replace(store: StateStore) -> None:
+    from council_app.store.base import MemberCheckpoint
+
+    store.create_session(make_row(), base_state(), revision=1)
+    first = MemberCheckpoint(SID, "execute", "A", "run-1", "done", {"entry": {"x": 1}})
+    store.put_member(first)
+    store.put_member(MemberCheckpoint(SID, "execute", "B", "run-1", "failed", {"entry": {}}))
+    store.put_member(MemberCheckpoint(SID, "execute", "A", "run-2", "done", {"entry": {"x": 2}}))
+    # The same member again in the same run replaces its row (a retry after a lost answer).
+    store.put_member(MemberCheckpoint(SID, "execute", "A", "run-1", "done", {"entry": {"x": 3}}))
+    got = {m.member: m for m in store.run_members("run-1")}
+    assert set(got) == {"A", "B"}
+    assert got["A"].result == {"entry": {"x": 3}} and got["B"].state == "failed"
+    assert [m.result for m in store.run_members("run-2")] == [{"entry": {"x": 2}}]
+    assert store.drop_members(SID, keep_run_id="run-2") == 2
+    assert store.run_members("run-1") == []
+    assert store.drop_members(SID) == 1
+    assert store.run_members("run-2") == []
+
+
+def test_member_checkpoint_cost_does_not_grow_with_the_document(store: StateStore) -> None:
+    """A checkpoint is its own small row: the 300 KB document is neither read nor written."""
+    from council_app.store.base import MemberCheckpoint
+
+    big = base_state(blob="x" * 300_000)
+    store.create_session(make_row(), big, revision=1)
+    before = store.load(SID)
+    assert before is not None
+    store.put_member(MemberCheckpoint(SID, "review", "A", "run-9", "done", {"entry": {}}))
+    after = store.load(SID)
+    assert after is not None and after.revision == before.revision  # document untouched
