@@ -43,6 +43,23 @@ class RevisionConflict(StoreError):
     """A compare-and-set write lost: the stored revision moved on since it was read."""
 
 
+class StoreDataError(StoreError):
+    """The database or the serialiser refused the data itself (NUL, a lone surrogate, too
+    deep): retrying the same write cannot succeed.  The flusher isolates such an entry."""
+
+
+def refused_data(error: BaseException) -> str | None:
+    """Why ``error`` means "this data cannot be stored", or None: orjson's refusals (also
+    wrapped by SQLAlchemy's bind processing) and psycopg2's NUL-in-a-string ValueError."""
+    orig = getattr(error, "orig", None)
+    for candidate in (error, orig):
+        if isinstance(candidate, orjson.JSONEncodeError):
+            return f"not serialisable: {candidate}"
+        if isinstance(candidate, ValueError) and "NUL" in str(candidate):
+            return str(candidate)
+    return None
+
+
 @dataclass
 class SessionRow:
     """Metadata of one session: what listings and ownership checks need."""
