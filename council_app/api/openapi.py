@@ -74,6 +74,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "session_id": _STR,
             "status": {**_STR, "description": "idle: created, no step run yet"},
             "question": _STR,
+            "follow_up_of": {**_NULLABLE_STR, "description": "the session this one follows up"},
             "context_files": {
                 "type": "array",
                 "items": {"$ref": "#/components/schemas/ContextFile"},
@@ -201,6 +202,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "peer_reviews": {"nullable": True},
             "aggregated_scores": {"nullable": True},
             "chairman_verdict": _NULLABLE_STR,
+            "follow_up_of": _NULLABLE_STR,
+            "follow_ups": {"type": "array", "items": _STR, "nullable": True},
             "tokens": _NULLABLE_OBJECT,
             "provider": _STR,
         },

@@ -87,6 +87,11 @@ def _iso(value: Any) -> Any:
                     "pattern": "\\S",
                 },
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                "follow_up_of": {
+                    "type": "string",
+                    "description": "A session of yours whose question, verdict and uploads"
+                    " the new one carries as context",
+                },
             },
         }
     ),
@@ -110,7 +115,10 @@ def create_session() -> tuple[Response, int]:
     if len(question) > MAX_QUESTION_CHARS:
         raise ApiError(400, "bad_request", f"'question' is over {MAX_QUESTION_CHARS} characters")
     files = [(f.filename or "", f.stream) for f in request.files.getlist("files") if f]
-    created = services().workflow.create_session(user, question, files)
+    parent = (request.form.get("follow_up_of") or "").strip() or None
+    if parent is not None:
+        owned_session(parent)  # 404 unless the caller's; 410 if deleted
+    created = services().workflow.create_session(user, question, files, follow_up_of=parent)
     response = jsonify(created)
     response.headers["Location"] = f"/api/sessions/{created['session_id']}"
     return response, 200
@@ -368,6 +376,8 @@ SUMMARY_KEYS = (
     "peer_reviews",
     "aggregated_scores",
     "chairman_verdict",
+    "follow_up_of",
+    "follow_ups",
     "tokens",
     "log_file",
     "created_at",

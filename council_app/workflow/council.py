@@ -25,6 +25,7 @@ from council_app.store.schema import utcnow
 from council_app.workflow.base import StepsBase, refuse_if_running
 from council_app.workflow.costs import empty_tokens
 from council_app.workflow.errors import StepConflict, UpstreamFailed
+from council_app.workflow.follow_ups import add_follow_up, carried_context
 from council_app.workflow.llm_calls import LlmCalls
 from council_app.workflow.runs import INTERNAL_ERROR, Runs
 from council_app.workflow.session_log import SessionLog
@@ -51,8 +52,19 @@ class CouncilWorkflow(StepsBase):
     # -- create -------------------------------------------------------------------------
 
     def create_session(
-        self, user_id: str, question: str, files: list[tuple[str, BinaryIO]]
+        self,
+        user_id: str,
+        question: str,
+        files: list[tuple[str, BinaryIO]],
+        follow_up_of: str | None = None,
     ) -> dict[str, Any]:
+        """A new session; ``follow_up_of`` (a session the caller owns, checked by the API)
+        carries that session's question, verdict and uploads as context (follow_ups.py)."""
+        carried = (
+            carried_context(self.sessions_root, follow_up_of, self._load(follow_up_of))
+            if follow_up_of
+            else []
+        )
         sid = new_session_id()
         folder = session_dir(self.sessions_root, sid)
         stored = []
@@ -77,17 +89,22 @@ class CouncilWorkflow(StepsBase):
             "status": "idle",
             "question": question,
             "context_files": [u.path for u in stored],
-            "ingested_data": [{"metadata": u.metadata()} for u in stored],
+            "ingested_data": [*carried, *({"metadata": u.metadata()} for u in stored)],
             "tokens": empty_tokens(),
             "log_file": str(SessionLog(folder).path),
         }
+        if follow_up_of:
+            state["follow_up_of"] = follow_up_of
         self.states.create(
             SessionRow(sid, user_id, question, "idle", "input", 0.0, 0, now, now), state
         )
+        if follow_up_of:
+            self._update(follow_up_of, lambda parent: add_follow_up(parent, sid))
         return {
             "session_id": sid,
             "status": "idle",
             "question": question,
+            "follow_up_of": follow_up_of,
             "context_files": [
                 {"filename": u.filename, "extension": u.extension, "size_bytes": u.size_bytes}
                 for u in stored

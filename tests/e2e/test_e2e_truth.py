@@ -187,7 +187,8 @@ def test_partial_success_is_amber_named_retryable_and_not_ranked(
     error = card.locator("[data-testid=agent-error]")
     expect(error).to_contain_text("Proposal failed.")
     expect(error.locator("details summary")).to_have_text("Provider detail")
-    assert page.get_by_text("fails on purpose").count() == 1
+    # The provider's raw words appear once on the screen (in the disclosure).
+    assert page.get_by_text("OFFLINE_FAIL_MEMBERS").count() == 1
     retry = page.locator("[data-testid=retry-failed]")
     expect(retry).to_have_text(f"Retry {failed}")
     shots(page, "partial-success")

@@ -3,7 +3,7 @@
 
 import { api, onTokenNeeded } from "./api.js";
 import { clear } from "./dom.js";
-import { offlineBanner, renderSession } from "./page.js";
+import { offlineBanner, providerOffline, renderSession } from "./page.js";
 import { currentGeneration, navigate, startRouter } from "./router.js";
 import { refreshSessions, startSidebar } from "./sidebar.js";
 import { tokenDialog } from "./ui.js";
@@ -22,8 +22,7 @@ let health = null;
 async function providerIsOffline() {
   if (!health) health = api.health().catch(() => null);
   const data = await health;
-  if (!data) return false;
-  return typeof data.offline === "boolean" ? data.offline : data.provider === "offline";
+  return Boolean(data) && providerOffline(data.provider);
 }
 
 async function drawLocation({ sessionId, view }, gen) {

@@ -63,9 +63,7 @@ export class SessionPage {
 
   /** True when the offline stand-in answers for this server. */
   get offline() {
-    const s = this.status || {};
-    if (typeof s.offline === "boolean") return s.offline;
-    return (this.summary && this.summary.provider) === "offline";
+    return providerOffline(this.summary && this.summary.provider);
   }
 
   /** Fetch /status and update the header; returns the status (or null after leaving). */
@@ -195,12 +193,12 @@ function updateHeader(page) {
   header.tokenDetail.textContent = `in ${formatTokens(tokens.input_tokens)} · out ${formatTokens(tokens.output_tokens)}`;
   header.costValue.textContent = costText(tokens);
   render(header.breakdown, costTable(tokens));
+  // The user's spend today, shown when budgets are on (a daily budget is set).
   const me = page.me;
-  const spend = me && (me.spend_today_usd ?? (me.spend_today && me.spend_today.cost_usd));
-  header.spendCounter.hidden = !(me && me.budgets_enabled !== false && spend !== undefined && spend !== null);
+  const limit = me && me.daily_budget_usd;
+  header.spendCounter.hidden = !(me && limit !== null && limit !== undefined);
   if (!header.spendCounter.hidden) {
-    const limit = me.daily_budget_usd ?? (me.budget && me.budget.daily_usd);
-    header.spendValue.textContent = `${costText({ total_cost_usd: spend })}${limit ? ` of ${costText({ total_cost_usd: limit })}` : ""}`;
+    header.spendValue.textContent = `${costText({ total_cost_usd: me.spent_today_usd })} of ${costText({ total_cost_usd: limit })}`;
   }
   const rank = info.rank;
   const hasCouncil = Boolean(page.summary && page.summary.council_config);
@@ -219,6 +217,12 @@ function updateHeader(page) {
       }),
     ),
   );
+}
+
+/** The API's provider: a name ("offline") from older servers, else {name, offline, ...}. */
+export function providerOffline(provider) {
+  if (provider && typeof provider === "object") return provider.offline === true || provider.name === "offline";
+  return provider === "offline";
 }
 
 /** Shown whenever the offline stand-in answers: its text is canned, not a model's. */

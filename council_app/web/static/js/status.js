@@ -57,8 +57,9 @@ export function statusRank(status) {
 }
 
 /**
- * One member's state, from a lane's value (execution_status / review_status): the typed
- * {state, text}, or an old server's word. `lane` ("execute" | "review") picks the words.
+ * One member's state, from a lane's value: the typed {state, text, preview} of
+ * `members[step]`, or an old server's word. `lane` ("execute" | "review") picks the words.
+ * The returned `text` is the streamed answer so far (the API's `preview`).
  * @returns {{state: string, label: string, text: string, working: boolean, final: boolean}}
  */
 export function memberState(raw, fallback = "waiting", lane = "execute") {
@@ -66,7 +67,8 @@ export function memberState(raw, fallback = "waiting", lane = "execute") {
   let text = "";
   if (raw && typeof raw === "object") {
     state = String(raw.state || fallback).toLowerCase();
-    text = typeof raw.text === "string" ? raw.text : "";
+    // `text` is the step's word ("Thinking..."); `preview` is the answer as it streams.
+    text = typeof raw.preview === "string" ? raw.preview : "";
   } else if (typeof raw === "string" && raw) {
     const hit = LEGACY_WORDS.find(([re]) => re.test(raw.trim()));
     state = hit ? hit[1] : "thinking";
@@ -81,11 +83,23 @@ export function memberState(raw, fallback = "waiting", lane = "execute") {
   };
 }
 
+const LEGACY_LANE = { execute: "execution_status", review: "review_status" };
+
+/**
+ * One step's members as the API reports them: the typed `members[step]` ({name: {state,
+ * text, preview}}) when the server sends it, else the legacy word map of that step.
+ */
+export function laneOf(status, step) {
+  const typed = status && status.members && status.members[step];
+  if (typed && typeof typed === "object" && Object.keys(typed).length) return typed;
+  return (status && status[LEGACY_LANE[step]]) || {};
+}
+
 /** Every named member of a lane (the "ALL" line of old servers is not a member). */
-export function laneMembers(lane) {
+export function laneMembers(lane, step = "execute") {
   const out = new Map();
   for (const [name, raw] of Object.entries(lane || {})) {
-    if (name !== "ALL") out.set(name, memberState(raw));
+    if (name !== "ALL") out.set(name, memberState(raw, "waiting", step));
   }
   return out;
 }
@@ -131,10 +145,12 @@ export function describeSession(status) {
   let kind = kind0;
   let detail = detail0;
   const rank = statusRank(key);
-  const execFailed = failedIn(s.execution_status);
-  const reviewFailed = failedIn(s.review_status);
-  const execTotal = laneMembers(s.execution_status).size;
-  const reviewTotal = laneMembers(s.review_status).size;
+  const execLane = laneOf(s, "execute");
+  const reviewLane = laneOf(s, "review");
+  const execFailed = failedIn(execLane);
+  const reviewFailed = failedIn(reviewLane);
+  const execTotal = laneMembers(execLane).size;
+  const reviewTotal = laneMembers(reviewLane).size;
   let failed = [];
   let step = "execute";
   if (key === "execution_error" || key === "review_error") {

@@ -6,7 +6,7 @@
 import { api, errorText } from "../api.js";
 import { costText } from "../costs.js";
 import { formatTokens, h, render } from "../dom.js";
-import { laneMembers, memberState, stopKind } from "../status.js";
+import { laneMembers, laneOf, memberState, stopKind } from "../status.js";
 import { errorNotice, notice, progressBar, toast, updateProgress, withBusy } from "../ui.js";
 
 const POLL_MS = 1000;
@@ -37,8 +37,8 @@ function agentNames(page, status) {
   };
   const council = page.summary && page.summary.council_config;
   for (const agent of (council && council.agents) || []) add(agent.name);
-  for (const name of laneMembers(status && status.execution_status).keys()) add(name);
-  for (const name of laneMembers(status && status.review_status).keys()) add(name);
+  for (const name of laneMembers(laneOf(status, "execute")).keys()) add(name);
+  for (const name of laneMembers(laneOf(status, "review")).keys()) add(name);
   return names;
 }
 
@@ -117,8 +117,8 @@ export async function renderRun(page, container) {
     const tokens = status.tokens || {};
     for (const name of agentNames(page, status)) {
       const entry = card(name);
-      const e = memberIn(status.execution_status, name, rank, 4, "execute");
-      const r = memberIn(status.review_status, name, rank, 6, "review");
+      const e = memberIn(laneOf(status, "execute"), name, rank, 4, "execute");
+      const r = memberIn(laneOf(status, "review"), name, rank, 6, "review");
       showMember(entry.execText, entry.execBar, e);
       showMember(entry.reviewText, entry.reviewBar, r);
       // The streamed answer: the review's while reviewing, else the proposal's.
@@ -192,7 +192,7 @@ export async function renderRun(page, container) {
   function phaseText(info, phase, status) {
     const state = info.status;
     const rank = info.rank;
-    const lane = laneMembers(phase === "execute" ? status.execution_status : status.review_status);
+    const lane = laneMembers(laneOf(status, phase), phase);
     const finished = [...lane.values()].filter((m) => m.final).length;
     if (phase === "execute") {
       if (state === "executing") return `Agents are writing their proposals… ${finished}/${lane.size} finished`;
