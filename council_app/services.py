@@ -11,7 +11,8 @@ from flask import current_app
 
 from council_app import recovery
 from council_app.flusher import ProgressFlusher
-from council_app.providers import LLMProvider, make_provider
+from council_app.providers import LLMProvider, make_provider, make_search_service
+from council_app.providers.models import ModelDirectory
 from council_app.providers.pricing import PriceTable
 from council_app.readiness import Readiness
 from council_app.revisions import RevisionClock
@@ -33,6 +34,7 @@ class Services:
     provider: LLMProvider
     prices: PriceTable
     workflow: CouncilWorkflow
+    models: ModelDirectory  # the provider's model list, cached (GET /api/models)
 
     def clock_next(self) -> int:
         """A fresh revision from this process's clock."""
@@ -81,12 +83,18 @@ def build_services(settings: Settings) -> Services:
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
         timeout_s=settings.llm_timeout_s,
+        connect_timeout_s=settings.llm_connect_timeout_s,
         max_retries=settings.llm_max_retries,
+        stream=settings.llm_stream,
+        search=make_search_service(settings.searxng_url, settings.tavily_api_key),
         offline_latency_ms=settings.offline_latency_ms,
+        offline_fail_members=frozenset(settings.offline_fail_members),
     )
+    models = ModelDirectory(provider, settings.models_cache_s)
     prices = PriceTable.load(settings.prices_file)
     workflow = CouncilWorkflow(settings, states, provider, prices, metrics.observe_run)
-    services = Services(settings, store, flusher, states, provider, prices, workflow)
+    workflow.known_model = models.is_known  # PUT /council refuses models not served
+    services = Services(settings, store, flusher, states, provider, prices, workflow, models)
     services.readiness = Readiness(store, settings.sessions_dir)
     ref = weakref.ref(services)
     atexit.register(lambda: (s := ref()) is not None and s.shutdown())

@@ -56,9 +56,15 @@ class Settings:
     chairman_model: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
-    llm_timeout_s: float = 120.0
-    llm_max_retries: int = 3
+    llm_timeout_s: float = 60.0  # per attempt, in total (a hung gateway costs seconds)
+    llm_connect_timeout_s: float = 5.0
+    llm_max_retries: int = 2
+    llm_stream: bool = True  # stream answers so members' text grows live
+    searxng_url: str | None = None  # web search for generic endpoints (first choice)
+    tavily_api_key: str | None = field(default=None, repr=False)  # second choice
+    models_cache_s: int = 300  # GET /api/models keeps the provider's list this long
     offline_latency_ms: int = 0
+    offline_fail_members: tuple[str, ...] = ()  # members the offline stand-in fails on purpose
     prices_file: str | None = None
     run_lease_seconds: int = 60
     # A run (build, execute, review, synthesize) still going after this is stopped, its
@@ -244,7 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     cors = tuple(o.strip() for o in env.get("CORS_ORIGINS", default_cors).split(",") if o.strip())
     timeout_raw = env.get("LLM_TIMEOUT_S", "").strip()
     try:
-        llm_timeout = float(timeout_raw) if timeout_raw else 120.0
+        llm_timeout = float(timeout_raw) if timeout_raw else 60.0
         if not 0 < llm_timeout <= 3600:
             raise ValueError
     except ValueError:
@@ -277,8 +283,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         openai_api_key=env.get("OPENAI_API_KEY", "").strip() or None,
         openai_base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
         llm_timeout_s=llm_timeout,
-        llm_max_retries=_int(env, "LLM_MAX_RETRIES", 3, 0, 20),
+        llm_connect_timeout_s=float(_int(env, "LLM_CONNECT_TIMEOUT_S", 5, 1, 120)),
+        llm_max_retries=_int(env, "LLM_MAX_RETRIES", 2, 0, 20),
+        llm_stream=_bool(env, "LLM_STREAM", True),
+        searxng_url=env.get("SEARXNG_URL", "").strip() or None,
+        tavily_api_key=env.get("TAVILY_API_KEY", "").strip() or None,
+        models_cache_s=_int(env, "MODELS_CACHE_S", 300, 0, 86_400),
         offline_latency_ms=_int(env, "OFFLINE_LATENCY_MS", 0, 0, 600_000),
+        offline_fail_members=tuple(
+            n.strip() for n in env.get("OFFLINE_FAIL_MEMBERS", "").split(",") if n.strip()
+        ),
         prices_file=env.get("COUNCIL_PRICES_FILE", "").strip() or None,
         run_lease_seconds=_int(env, "RUN_LEASE_SECONDS", 60, 2, 86_400),
         run_deadline_seconds=_int(env, "RUN_DEADLINE_SECONDS", 3600, 10, 7 * 86_400),

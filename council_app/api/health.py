@@ -11,6 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Blueprint, Response, jsonify
 
 from council_app.api.openapi import doc, ref
+from council_app.providers import provider_info
 from council_app.services import services
 from council_app.settings import mask_url
 from council_app.store import StoreError
@@ -57,7 +58,7 @@ def health() -> tuple[Response, int]:
         "backend": svc.store.backend,
         "database_url": mask_url(svc.settings.database_url),
         "database": database,
-        "provider": svc.provider.name,
+        "provider": provider_info(svc.provider).as_dict(),  # offline stand-in? web search?
         "flusher": {
             "pending_sessions": svc.flusher.pending_sessions,
             "interval_ms": svc.settings.state_flush_interval_ms,

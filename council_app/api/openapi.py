@@ -238,7 +238,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "error": _STR,
                 },
             },
-            "provider": _STR,
+            # {name, offline, base_url, hint, web_search: {available, via}}: api/models.py
+            "provider": _ANY_OBJECT,
             "flusher": _ANY_OBJECT,
         },
     },

@@ -48,6 +48,8 @@ class CouncilWorkflow(StepsBase):
         llm = LlmCalls(provider, prices, settings.sessions_dir)
         super().__init__(settings, states, llm)
         self.runs = Runs(settings, states, llm, on_run_change)
+        # model -> served? (None: the provider has no list); set by services.py
+        self.known_model: Callable[[str], bool | None] | None = None
 
     # -- create -------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class CouncilWorkflow(StepsBase):
         return council
 
     def set_council(self, sid: str, payload: Any) -> dict[str, Any]:
-        council = validate_council(payload, self.settings.council_max_agents)
+        council = validate_council(payload, self.settings.council_max_agents, self.known_model)
 
         def apply(state: dict[str, Any]) -> dict[str, Any]:
             refuse_if_running(state)

@@ -69,12 +69,12 @@ class LlmCalls:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 error=str(e),
                 response=None,
+                retries=e.retries,  # each failed attempt: reason and wait before the next
             )
             self._log(sid, entry)
             raise
-        cost = self.prices.cost_usd(
-            completion.model, completion.input_tokens, completion.output_tokens, completion.provider
-        )
+        # The gateway's own figure first, else tokens x listed price; None when unknown.
+        cost = self.prices.cost_of(completion)
         meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)
         entry.update(
             provider=completion.provider,
@@ -82,9 +82,17 @@ class LlmCalls:
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
             cost_usd=cost,
+            cost_known=cost is not None,
+            usage_known=completion.usage_known,
+            gateway_cost_usd=completion.gateway_cost_usd,
             duration_ms=round(completion.duration_ms, 1),
             error=None,
             response=completion.text,
+            web_search=web_search,
+            tools_used=completion.tools_used,
+            citations=completion.citations,
+            retries=completion.retries,
+            dropped_params=list(completion.dropped_params),
         )
         self._log(sid, entry)
         return completion

@@ -20,7 +20,9 @@ def test_health_ok(client, backend_settings) -> None:
     assert body["backend"] == backend_settings.backend
     assert body["database"]["ok"] is True
     assert isinstance(body["database"]["latency_ms"], float)
-    assert body["provider"] == "offline"
+    assert body["provider"]["name"] == "offline"
+    assert body["provider"]["offline"] is True
+    assert "canned" in body["provider"]["hint"]  # the UI's banner text
     assert body["flusher"]["pending_sessions"] == 0
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
