@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app.  Settings come from the environment, read here and only here;
     ``test_config`` overrides fields of ``Settings`` by name."""
-    from council_app.api import errors, health, models, sessions
+    from council_app.api import errors, health, me, models, sessions
     from council_app.jsonio import OrjsonProvider
     from council_app.logging_setup import configure_logging
     from council_app.services import background_deferred, build_services
@@ -43,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     app.register_blueprint(sessions.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(me.bp)
     app.register_blueprint(models.bp)
     _register_web(app)
     _register_cors(app, settings)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from council_app import recovery
+from council_app.budget import SpendLedger
 from council_app.flusher import ProgressFlusher
 from council_app.providers import LLMProvider, make_provider, make_search_service
 from council_app.providers.models import ModelDirectory
@@ -34,6 +35,7 @@ class Services:
     provider: LLMProvider
     prices: PriceTable
     workflow: CouncilWorkflow
+    ledger: SpendLedger  # per-user daily spend (USER_DAILY_BUDGET_USD)
     models: ModelDirectory  # the provider's model list, cached (GET /api/models)
 
     def clock_next(self) -> int:
@@ -94,11 +96,20 @@ def build_services(settings: Settings) -> Services:
     prices = PriceTable.load(settings.prices_file)
     workflow = CouncilWorkflow(settings, states, provider, prices, metrics.observe_run)
     workflow.known_model = models.is_known  # PUT /council refuses models not served
-    services = Services(settings, store, flusher, states, provider, prices, workflow, models)
+    ledger = SpendLedger(store, settings.user_daily_budget_usd, lambda sid: _owner(states, sid))
+    workflow.llm.on_cost = ledger.record_for_session
+    services = Services(
+        settings, store, flusher, states, provider, prices, workflow, ledger, models
+    )
     services.readiness = Readiness(store, settings.sessions_dir)
     ref = weakref.ref(services)
     atexit.register(lambda: (s := ref()) is not None and s.shutdown())
     return services
+
+
+def _owner(states: SessionStates, session_id: str) -> str | None:
+    row = states.meta(session_id)
+    return row.user_id if row is not None else None
 
 
 def services() -> Services:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -44,8 +45,26 @@ class Settings:
     db_keepalives_count: int = 3
     state_flush_interval_ms: int = 350
     state_gin_index: bool = False  # docs/BENCHMARKS.md: it slows every flush, serves no query
-    auth_mode: str = "dev"
+    auth_mode: str = "dev"  # dev | token | proxy | jwt | prod (see api/auth.py)
     auth_tokens: tuple[tuple[str, str], ...] = ()  # (user, sha256 digest of the token)
+    # proxy / prod: the gateway's header, believed only from these addresses or networks.
+    auth_proxy_header: str = "X-Authenticated-User"
+    auth_trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    auth_allow_x_user_id: bool = False  # prod: X-User-Id too (AUTH_ALLOW_X_USER_ID_IN_PROD)
+    # jwt / prod: Authorization: Bearer <JWT>.
+    auth_jwt_secret: str | None = field(default=None, repr=False)
+    auth_jwt_public_key: str | None = field(default=None, repr=False)
+    auth_jwt_algorithms: tuple[str, ...] = ()
+    auth_jwt_audience: tuple[str, ...] = ()
+    auth_jwt_issuer: str | None = None
+    auth_jwks_url: str | None = None
+    auth_jwks_cache_s: int = 300
+    auth_jwks_min_refresh_s: int = 10
+    auth_jwt_leeway_s: int = 30
+    auth_user_claims: tuple[str, ...] = ("preferred_username", "upn", "email", "sub")
+    user_daily_budget_usd: float | None = None  # per user per UTC day; None: no limit
+    ops_token_hash: str | None = field(default=None, repr=False)  # /metrics, health detail
+    ops_bind: str | None = None  # host:port whose connections see them without a token
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: int = 20
     max_content_length_mb: int = 100
@@ -239,7 +258,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url, note = normalize_database_url(raw_url)
         if note:
             log.warning(note)
-    auth_mode = _choice(env, "AUTH_MODE", "dev", ("dev", "token"))
+    auth_mode = _choice(env, "AUTH_MODE", "dev", AUTH_MODES)
     tokens = _tokens(env)
     if auth_mode == "token" and not tokens:
         raise ConfigError(
@@ -273,6 +292,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_gin_index=_bool(env, "STATE_GIN_INDEX", False),
         auth_mode=auth_mode,
         auth_tokens=tokens,
+        **_identity(env, auth_mode),
+        user_daily_budget_usd=_budget(env),
+        ops_token_hash=_ops_token_hash(env),
+        ops_bind=_ops_bind(env),
         cors_origins=cors,
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, 1, 1024),
         max_content_length_mb=_int(env, "MAX_CONTENT_LENGTH_MB", 100, 1, 4096),
@@ -302,3 +325,155 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_file_mirror=_bool(env, "STATE_FILE_MIRROR", True),
         migration_admin_external_id=env.get("MIGRATION_ADMIN_EXTERNAL_ID", "").strip() or None,
     )
+
+
+# -- identity, spend limits and operations endpoints (api/auth.py, budget.py) ---------------
+
+# "prod" is the old server's AUTH_MODE=PROD: the gateway header and JWTs both count.
+AUTH_MODES = ("dev", "token", "proxy", "jwt", "prod")
+JWT_ALGORITHMS = (
+    *("HS256", "HS384", "HS512"),
+    *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    *("ES256", "ES384", "ES512", "EdDSA"),
+)
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Addresses or networks whose identity headers are believed; gunicorn's
+    FORWARDED_ALLOW_IPS unless AUTH_TRUSTED_PROXIES names others ("*": any)."""
+    import ipaddress
+
+    name = "AUTH_TRUSTED_PROXIES"
+    if not env.get(name, "").strip():
+        name = "FORWARDED_ALLOW_IPS"
+    values = _list(env, name) or ("127.0.0.1",)
+    for value in values:
+        if value == "*":
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name} has {value!r}; expected comma-separated IP addresses or networks "
+                "(10.0.0.0/8), or *"
+            ) from None
+    return values
+
+
+def _public_key(env: Mapping[str, str]) -> str | None:
+    """PEM text (literal \\n allowed, as env files often carry it) or the path of a PEM file."""
+    raw = env.get("AUTH_JWT_PUBLIC_KEY", "").strip()
+    if not raw:
+        return None
+    if "-----BEGIN" in raw:
+        return raw.replace("\\n", "\n")
+    path = Path(raw)
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise ConfigError(
+            f"AUTH_JWT_PUBLIC_KEY is neither PEM text nor a readable file ({e.strerror})"
+        ) from None
+
+
+def _identity(env: Mapping[str, str], mode: str) -> dict[str, Any]:
+    """The proxy and JWT settings, checked together: a mode that could never identify
+    anyone stops start-up instead of answering 401 to everybody."""
+    secret = env.get("AUTH_JWT_SECRET", "").strip() or None
+    public_key = _public_key(env)
+    jwks_url = env.get("AUTH_JWKS_URL", "").strip() or None
+    if jwks_url and not jwks_url.startswith(("https://", "http://")):
+        raise ConfigError(f"AUTH_JWKS_URL={jwks_url!r} is invalid; expected an https:// URL")
+    algorithms = _list(env, "AUTH_JWT_ALG")
+    for alg in algorithms:
+        if alg not in JWT_ALGORITHMS:
+            raise ConfigError(
+                f"AUTH_JWT_ALG has {alg!r}; expected some of {', '.join(JWT_ALGORITHMS)}"
+            )
+    if not algorithms:
+        algorithms = (("HS256",) if secret else ()) + (
+            ("RS256", "ES256") if public_key or jwks_url else ()
+        )
+    has_key = bool(secret or public_key or jwks_url)
+    if mode == "jwt" and not has_key:
+        raise ConfigError(
+            "AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY (RS*/ES*) or "
+            "AUTH_JWT_SECRET (HS*)"
+        )
+    if has_key and mode in ("jwt", "prod"):
+        _check_jwt_keys(algorithms, secret, public_key, jwks_url)
+    claims = _list(env, "AUTH_USER_CLAIMS") or ("preferred_username", "upn", "email", "sub")
+    return {
+        "auth_proxy_header": env.get("AUTH_PROXY_HEADER", "").strip() or "X-Authenticated-User",
+        "auth_trusted_proxies": _trusted_proxies(env),
+        "auth_allow_x_user_id": _bool(env, "AUTH_ALLOW_X_USER_ID_IN_PROD", False),
+        "auth_jwt_secret": secret,
+        "auth_jwt_public_key": public_key,
+        "auth_jwt_algorithms": algorithms if has_key else (),
+        "auth_jwt_audience": _list(env, "AUTH_JWT_AUDIENCE"),
+        "auth_jwt_issuer": env.get("AUTH_JWT_ISSUER", "").strip() or None,
+        "auth_jwks_url": jwks_url,
+        "auth_jwks_cache_s": _int(env, "AUTH_JWKS_CACHE_S", 300, 1, 86_400),
+        "auth_jwks_min_refresh_s": _int(env, "AUTH_JWKS_MIN_REFRESH_S", 10, 0, 3600),
+        "auth_jwt_leeway_s": _int(env, "AUTH_JWT_LEEWAY_S", 30, 0, 600),
+        "auth_user_claims": claims,
+    }
+
+
+def _check_jwt_keys(
+    algorithms: tuple[str, ...], secret: str | None, public_key: str | None, jwks_url: str | None
+) -> None:
+    """Every accepted algorithm has a key of its kind; the public key parses."""
+    from jwt.algorithms import get_default_algorithms
+
+    known = get_default_algorithms()
+    for alg in algorithms:
+        if alg.startswith("HS"):
+            if not secret:
+                raise ConfigError(f"AUTH_JWT_ALG={alg} needs AUTH_JWT_SECRET")
+            continue
+        if not (public_key or jwks_url):
+            raise ConfigError(f"AUTH_JWT_ALG={alg} needs AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL")
+        if public_key and alg in known:
+            try:
+                known[alg].prepare_key(public_key)
+            except Exception as e:  # InvalidKeyError, ValueError, UnsupportedAlgorithm ...
+                if not jwks_url:
+                    raise ConfigError(
+                        f"AUTH_JWT_PUBLIC_KEY is not a public key usable with {alg} "
+                        f"({type(e).__name__})"
+                    ) from None
+
+
+def _budget(env: Mapping[str, str]) -> float | None:
+    raw = env.get("USER_DAILY_BUDGET_USD", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+        if not 0 <= value < 1e9:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"USER_DAILY_BUDGET_USD={raw!r} is invalid; expected US dollars, e.g. 5 or 2.50"
+        ) from None
+    return value
+
+
+def _ops_token_hash(env: Mapping[str, str]) -> str | None:
+    token = env.get("OPS_TOKEN", "").strip()
+    return hash_token(token) if token else None
+
+
+def _ops_bind(env: Mapping[str, str]) -> str | None:
+    raw = env.get("OPS_BIND", "").strip()
+    if not raw:
+        return None
+    _host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"OPS_BIND={raw!r} is invalid; expected host:port, e.g. 127.0.0.1:9100")
+    return raw

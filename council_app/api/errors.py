@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from council_app.budget import BudgetExceeded, utc_now
 from council_app.state import SessionGone
 from council_app.store import StoreError, StoreUnavailable
 from council_app.store.base import RevisionConflict
@@ -57,6 +58,19 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(
             409, "conflict", "The session is being changed by another request; try again"
         )
+
+    @app.errorhandler(BudgetExceeded)
+    def _budget(e: BudgetExceeded) -> tuple[Response, int]:
+        response, status = error_response(
+            429,
+            "budget_exceeded",
+            str(e),
+            spent_today_usd=round(e.spent, 6),
+            daily_budget_usd=e.budget,
+            resets_at=e.resets_at.isoformat().replace("+00:00", "Z"),
+        )
+        response.headers["Retry-After"] = str(e.retry_after_s(utc_now()))
+        return response, status
 
     @app.errorhandler(StoreUnavailable)
     def _unavailable(e: StoreUnavailable) -> tuple[Response, int]:

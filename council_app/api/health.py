@@ -10,6 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Blueprint, Response, jsonify
 
+from council_app.api.auth import ops_allowed
 from council_app.api.openapi import doc, ref
 from council_app.providers import provider_info
 from council_app.services import services
@@ -51,8 +52,11 @@ def health() -> tuple[Response, int]:
         database = {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_S} s"}
     except StoreError as e:
         database = {"ok": False, "error": str(e)}
-    stats = svc.flusher.stats
     ok = bool(database["ok"])
+    if not ops_allowed():
+        # OPS_TOKEN / OPS_BIND: the liveness answer stays public, the detail does not.
+        return jsonify({"status": "ok" if ok else "unavailable"}), 200 if ok else 503
+    stats = svc.flusher.stats
     body = {
         "status": "ok" if ok else "unavailable",
         "backend": svc.store.backend,

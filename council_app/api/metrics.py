@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from council_app import metrics
+from council_app.api.auth import ops_allowed
+from council_app.api.errors import ApiError
 from council_app.api.openapi import doc
 
 bp = Blueprint("metrics", __name__)
@@ -17,7 +19,12 @@ bp = Blueprint("metrics", __name__)
     "multiprocess mode the sum over every live worker.",
     tags=["operations"],
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    errors=(401,),
 )
 def scrape() -> Response:
+    if not ops_allowed():
+        raise ApiError(
+            401, "unauthorized", "Send 'Authorization: Bearer <OPS_TOKEN>' (or scrape OPS_BIND)"
+        )
     body, content_type = metrics.render()
     return Response(body, status=200, content_type=content_type)

@@ -28,13 +28,14 @@ API_VERSION = "1.0.0"
 
 ERROR_DESCRIPTIONS = {
     400: "Bad request: a parameter or the body is invalid, or a step's prerequisite is missing",
-    401: "Unauthorized (AUTH_MODE=token): missing or invalid bearer token",
+    401: "Unauthorized: no identity, or an invalid token or untrusted gateway header",
     404: "Not found: no such session for this user, or nothing produced yet",
     409: "Conflict: another step is running or the session changed meanwhile",
     410: "Gone: the session was deleted",
     413: "Payload too large",
     415: "Unsupported media or file type",
     422: "Validation failed; 'errors' lists every field at fault",
+    429: "The user's daily budget is spent (USER_DAILY_BUDGET_USD); retry after Retry-After",
     502: "The LLM provider failed after its retries",
     503: "The session database is unavailable; retry after Retry-After seconds",
 }
@@ -224,7 +225,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "backend", "database", "provider", "flusher"],
+        # Only status when OPS_TOKEN / OPS_BIND restrict the detail.
+        "required": ["status"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "backend": _STR,

@@ -60,6 +60,14 @@ def owned_session(session_id: str) -> SessionRow:
     return _owned(services().states.meta(session_id), current_user())
 
 
+def spending_session(session_id: str) -> SessionRow:
+    """``owned_session`` for a step that calls the LLM: refused (429) once the owner's daily
+    budget is spent (USER_DAILY_BUDGET_USD)."""
+    row = owned_session(session_id)
+    services().ledger.check(row.user_id)
+    return row
+
+
 def owned_state(session_id: str) -> dict[str, Any]:
     owned_session(session_id)
     stored = services().states.load(session_id)
@@ -227,10 +235,10 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     "Build the council (personas) for the question",
     query=[q_bool("force", "Run again even if it already ran")],
     ok=ref("Council"),
-    errors=(400, 401, 404, 409, 410, 502, 503),
+    errors=(400, 401, 404, 409, 410, 429, 502, 503),
 )
 def build_council(session_id: str) -> Response:
-    owned_session(session_id)
+    spending_session(session_id)
     council = services().workflow.build_council(session_id, flag("force"))
     return jsonify(council)
 
@@ -258,7 +266,7 @@ def _background_step_doc(summary: str) -> Callable[[F], F]:
         query=[q_bool("force", "Run again even if it already ran")],
         ok=ref("RunStarted"),
         status=200,
-        errors=(400, 401, 404, 409, 410, 503),
+        errors=(400, 401, 404, 409, 410, 429, 503),
     )
 
 
@@ -273,7 +281,7 @@ def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
 @bp.post("/<session_id>/execute")
 @_background_step_doc("Start the council's answers in the background (poll /status)")
 def execute(session_id: str) -> tuple[Response, int]:
-    owned_session(session_id)
+    spending_session(session_id)
     outcome = services().workflow.start_execute(session_id, flag("force"))
     return _run_started(session_id, outcome)
 
@@ -281,7 +289,7 @@ def execute(session_id: str) -> tuple[Response, int]:
 @bp.post("/<session_id>/peer_review")
 @_background_step_doc("Start the peer review in the background (poll /status)")
 def peer_review(session_id: str) -> tuple[Response, int]:
-    owned_session(session_id)
+    spending_session(session_id)
     outcome = services().workflow.start_review(session_id, flag("force"))
     return _run_started(session_id, outcome)
 
@@ -303,10 +311,10 @@ def cancel(session_id: str) -> tuple[Response, int]:
     "Have the chairman write the verdict",
     query=[q_bool("force", "Run again even if it already ran")],
     ok=ref("Verdict"),
-    errors=(400, 401, 404, 409, 410, 502, 503),
+    errors=(400, 401, 404, 409, 410, 429, 502, 503),
 )
 def synthesize(session_id: str) -> Response:
-    owned_session(session_id)
+    spending_session(session_id)
     return jsonify({"verdict": services().workflow.synthesize(session_id, flag("force"))})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -360,3 +360,14 @@ class StateStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections at shutdown."""
+
+    # -- spend per user and UTC day (budget.py) --------------------------------------------
+
+    @abc.abstractmethod
+    def add_spend(self, user_id: str, day: date, cost_usd: float, calls: int = 1) -> None:
+        """Add to the user's spend of ``day`` atomically (an upsert-increment: concurrent
+        workers and hosts never lose each other's additions)."""
+
+    @abc.abstractmethod
+    def spend_on(self, user_id: str, day: date) -> float:
+        """What the user spent on ``day`` in USD (0.0 when nothing was recorded)."""

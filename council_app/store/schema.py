@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -133,3 +134,16 @@ BEGIN
 END
 $fn$;
 """
+
+# What each user spent on LLM calls per UTC day (USER_DAILY_BUDGET_USD, budget.py): one
+# row per user and day, incremented in place by every priced call, so every worker and host
+# sees the same figure.
+user_spend = Table(
+    "user_spend",
+    metadata,
+    Column("user_id", String(320), primary_key=True),
+    Column("day", Date, primary_key=True),  # UTC
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("calls", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)

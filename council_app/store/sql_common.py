@@ -13,6 +13,7 @@ from council_app.domain import RUNNING
 from council_app.store import legacy_files
 from council_app.store.base import MemberCheckpoint, SessionRow, meta_from_state
 from council_app.store.schema import run_members, session_state, sessions, utcnow
+from council_app.store.spend_sql import SpendSql
 
 # The columns SessionRow reads: never the legacy ``state`` text, which can hold a whole
 # document in an old SQLite database and would make these reads grow with it.
@@ -41,7 +42,7 @@ _RUNNING = select(sessions.c.id).where(
 )
 
 
-class SqlMetadata:
+class SqlMetadata(SpendSql):
     """Mixed into each backend; it provides ``_tx`` and ``sessions_dir``."""
 
     sessions_dir: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ class LlmCalls:
         self.provider = provider
         self.prices = prices
         self.sessions_root = sessions_root
+        # (session id, USD) after every priced call: the owner's daily spend (budget.py).
+        self.on_cost: Callable[[str, float], None] | None = None
 
     def call(
         self,
@@ -76,6 +79,11 @@ class LlmCalls:
         # The gateway's own figure first, else tokens x listed price; None when unknown.
         cost = self.prices.cost_of(completion)
         meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)
+        if self.on_cost is not None:
+            try:
+                self.on_cost(sid, cost)
+            except Exception:  # the answer is paid for: never lose it to the spend ledger
+                log.exception("Could not record the spend of %s", sid)
         entry.update(
             provider=completion.provider,
             model=completion.model,
