@@ -124,7 +124,11 @@ export async function renderRun(page, container) {
       // The streamed answer: the review's while reviewing, else the proposal's.
       const liveText = (state === "reviewing" && r.text) || e.text || "";
       entry.live.hidden = !liveText || (rank >= 4 && !r.working && !e.working);
-      entry.live.textContent = liveText.length > LIVE_CHARS ? `…${liveText.slice(-LIVE_CHARS)}` : liveText;
+      const shown = liveText.length > LIVE_CHARS ? `…${liveText.slice(-LIVE_CHARS)}` : liveText;
+      if (entry.live.textContent !== shown) {
+        entry.live.textContent = shown;
+        entry.live.scrollTop = entry.live.scrollHeight; // follow the newest words
+      }
       entry.el.dataset.state = r.working || state === "reviewing" ? r.state : e.state;
       entry.el.classList.toggle("failed", e.state === "failed" || r.state === "failed");
       const spent = (tokens.by_agent || {})[name];
