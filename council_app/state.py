@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from council_app.flusher import ProgressFlusher
 from council_app.revisions import RevisionClock
 from council_app.store.base import (
+    DocumentView,
     MemberCheckpoint,
     ProgressWrite,
     RevisionConflict,
@@ -58,6 +59,21 @@ class SessionStates:
         if pending:
             deep_merge(stored.state, pending)
         return stored
+
+    def view(
+        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+    ) -> DocumentView | None:
+        """Like ``load`` for a response made of a few keys, the large ones as JSON text
+        (``StateStore.read_view``), unflushed progress overlaid on the small ones.  None
+        when the store has no such view, or pending progress touches a large key: the
+        caller then loads and parses."""
+        pending = self.flusher.peek(session_id)
+        if pending and set(pending) & set(raw_keys):
+            return None
+        view = self.store.read_view(session_id, small_keys, raw_keys)
+        if view is not None and pending:
+            deep_merge(view.small, {k: v for k, v in pending.items() if k in small_keys})
+        return view
 
     def hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         """Metadata and hot keys (what /status needs), with unflushed progress overlaid."""

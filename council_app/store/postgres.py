@@ -34,7 +34,7 @@ from council_app.store.base import (
     refused_data,
 )
 from council_app.store.pg_hang import HangBreaker
-from council_app.store.pg_views import raw_column, view_statement
+from council_app.store.pg_views import ViewReader
 from council_app.store.schema import (
     GIN_INDEX_NAME,
     session_state,
@@ -119,8 +119,8 @@ class PostgresStore(SqlMetadata, StateStore):
         event.listen(self.engine, "checkin", _drop_deadline_override)
         self._breaker = HangBreaker()
         self._pid = os.getpid()
+        self._views = ViewReader()  # /summary, /results: large values as cached JSON text
         self.sessions_dir = Path(settings.sessions_dir)
-        self._legacy = legacy_files.LegacyIndex(self.sessions_dir)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -211,18 +211,9 @@ class PostgresStore(SqlMetadata, StateStore):
     def read_view(
         self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
     ) -> DocumentView | None:
-        """The large keys come out of PostgreSQL as JSON text, never parsed here."""
-        if set(raw_keys) & set(HOT_KEYS):
-            raise ValueError("hot keys cannot be read as raw text")
-        stmt = view_statement(tuple(small_keys), tuple(raw_keys))
-        row = self._read(lambda conn: conn.execute(stmt, {"sid": session_id}).first())
-        if row is None or not row.is_object:
-            return None  # no document here, or not an object: the caller's fallback decides
-        small = dict(row.small or {})
-        hot = row.progress if isinstance(row.progress, dict) else {}
-        small.update((k, hot[k]) for k in small_keys if k in hot)
-        raw = {k: getattr(row, raw_column(i)) for i, k in enumerate(raw_keys)}
-        return DocumentView(SessionRow.from_db(row), small, raw)
+        """The large keys come out of PostgreSQL as JSON text, never parsed here, and are
+        kept per row version (``pg_views.ViewReader``)."""
+        return self._views.read(self._read, session_id, tuple(small_keys), tuple(raw_keys))
 
     # -- writes -------------------------------------------------------------------------
 

@@ -7,16 +7,27 @@ parsed values of both, on both backends, for documents a real run makes and for 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from council_app.api.sessions import STATUS_KEYS, SUMMARY_KEYS, _iso
 from council_app.services import Services
 from council_app.store.base import ProgressWrite
-from tests.api.api_helpers import create, execute_and_wait, put_council, review_and_wait
+from council_app.store.decorator import unwrap
+from tests.api.api_helpers import (
+    built_app,
+    create,
+    execute_and_wait,
+    put_council,
+    review_and_wait,
+    services_of,
+)
+from tests.conftest import postgres_settings
 
 
 def reference_summary(svc: Services, sid: str) -> dict[str, Any]:
@@ -166,3 +177,31 @@ def test_pass_through_answers_404_and_410_like_before(client: FlaskClient, svc: 
     assert client.delete(f"/api/sessions/{sid}").status_code == 200
     for path in ("summary", "results"):
         assert client.get(f"/api/sessions/{sid}/{path}").status_code == 410
+
+
+def test_postgres_cache_follows_every_change_of_the_row(pg_url: str, tmp_path: Path) -> None:
+    with built_app(postgres_settings(pg_url, tmp_path)) as app:
+        client, svc = app.test_client(), services_of(app)
+        sid = finished_session(client, svc)
+        views = unwrap(svc.store)._views  # type: ignore[attr-defined]
+        first = assert_same(client, svc, sid)
+        hits = views.hits
+        assert client.get(f"/api/sessions/{sid}/summary").json == first
+        assert views.hits == hits + 1  # served from the cache
+        # Changed behind the app's back, same revision and updated_at: a new row version.
+        engine = sa.create_engine(pg_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE session_state SET state = jsonb_set(state, "
+                        "'{chairman_verdict}', '\"changed\"') WHERE session_id = :sid"
+                    ),
+                    {"sid": sid},
+                )
+        finally:
+            engine.dispose()
+        assert assert_same(client, svc, sid)["chairman_verdict"] == "changed"
+        # Progress is read fresh every time, never from the cache.
+        svc.store.write_progress([ProgressWrite(sid, {"status": "again"}, 2**62)])
+        assert client.get(f"/api/sessions/{sid}/summary").json["status"] == "again"
