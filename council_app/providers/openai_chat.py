@@ -53,6 +53,7 @@ _OPTIONAL_PARAMS = (
     "plugins",
     "reasoning",
 )
+_EXTRA_BODY = ("plugins",)
 _REFUSAL_WORDS = (
     "unsupported",
     "not supported",
@@ -172,7 +173,10 @@ class OpenAIChatProvider:
         stream: bool = True,
         search: SearchService | None = None,
         max_retry_wait_s: float = 60.0,
+        flavour: str | None = None,
     ) -> None:
+        """``flavour`` overrides what the base URL says ("openai", "openrouter", "generic"),
+        e.g. for a proxy in front of OpenRouter."""
         kwargs: dict[str, Any] = {
             "api_key": api_key or PLACEHOLDER_KEY,
             "timeout": httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
@@ -186,7 +190,7 @@ class OpenAIChatProvider:
         self.stream = stream
         self.search = search
         self.max_retry_wait_s = max_retry_wait_s
-        self.flavour = flavour_of(base_url)
+        self.flavour = flavour or flavour_of(base_url)
         self.has_key = bool(api_key)
         self._client = openai.OpenAI(**kwargs)
         self._unsupported: dict[str, set[str]] = {}
@@ -399,6 +403,7 @@ class OpenAIChatProvider:
     def _chat_once(self, call: _Call, params: dict[str, Any]) -> _Reply:
         timeout, ends = self._attempt_timeout(call)
         client = self._client.with_options(timeout=timeout)
+        params = _with_extra_body(params)
         if not self.stream:
             raw = client.chat.completions.with_raw_response.create(**params)
             reply = _chat_reply(raw.parse())
@@ -744,6 +749,15 @@ def _responses_reply(response: Any) -> _Reply:
     if reply.tools_used and not any(t["urls"] for t in reply.tools_used):
         reply.tools_used[-1]["urls"] = [c["url"] for c in reply.citations]
     return reply
+
+
+def _with_extra_body(params: dict[str, Any]) -> dict[str, Any]:
+    """Fields the client does not declare (OpenRouter's ``plugins``) go in ``extra_body``."""
+    extra = {k: params[k] for k in _EXTRA_BODY if k in params}
+    if not extra:
+        return params
+    rest = {k: v for k, v in params.items() if k not in extra}
+    return {**rest, "extra_body": extra}
 
 
 def _unique(citations: list[dict[str, str]]) -> list[dict[str, str]]:

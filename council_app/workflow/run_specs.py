@@ -244,6 +244,8 @@ def _execute_ask(ask: Ask, member: Member) -> Outcome:
         provider=completion.provider,
         tools_used=list(completion.tools_used),
     )
+    if completion.citations:
+        entry["citations"] = list(completion.citations)  # {url, title} the answer cites
     return Outcome(entry, MemberState.DONE, "Done")
 
 
@@ -391,7 +393,10 @@ def _synthesize_ask(ask: Ask, member: Member) -> Outcome:
                 ask.state.get("peer_reviews") or [],
                 ask.state.get("aggregated_scores") or {},
             ),
-            ask.chairman_model or ask.council_model,
+            # The session's own choice (PUT /council's chairman_model) before the default.
+            (ask.state.get("council_config") or {}).get("chairman_model")
+            or ask.chairman_model
+            or ask.council_model,
         )
     except ProviderError as e:
         return Outcome(

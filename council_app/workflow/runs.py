@@ -237,7 +237,7 @@ class Runs(StepsBase):
                 m.name,
                 int(usage.get("input_tokens", 0)),
                 int(usage.get("output_tokens", 0)),
-                float(usage.get("cost_usd", 0.0)),
+                _cost(usage),
             )
             resumed[m.name] = outcome
         if resumed:
@@ -271,7 +271,8 @@ class Runs(StepsBase):
             usage = {
                 "input_tokens": totals["input_tokens"],
                 "output_tokens": totals["output_tokens"],
-                "cost_usd": totals["total_cost_usd"],
+                # None when the provider's price or usage is unknown (costs.py)
+                "cost_usd": totals["total_cost_usd"] if totals["cost_known"] else None,
             }
             meter.add(
                 spec.key,
@@ -672,6 +673,13 @@ class Runs(StepsBase):
         for live in lives:
             if live.thread is not None:
                 live.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _cost(usage: dict[str, Any]) -> float | None:
+    """A checkpoint's cost: None (unknown) stays unknown; checkpoints from before that
+    distinction have a number."""
+    value = usage.get("cost_usd", 0.0)
+    return None if value is None else float(value)
 
 
 def _abortable(fn: Callable[[], Completion], live: _Live) -> Completion:

@@ -137,7 +137,7 @@ class FakeOpenAIServer:
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self.models: list[str] | None = ["gpt-4o-mini", "gpt-5.1"]  # None: GET /models is 404
+        self.models: list[str] | None = None  # a list: served at GET /v1/models; None: 404
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
