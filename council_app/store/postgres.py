@@ -95,7 +95,10 @@ class PostgresStore(SqlMetadata, StateStore):
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
-            pool_pre_ping=True,
+            # No ping per checkout (a round trip on every request): a connection the
+            # server dropped fails its first statement, SQLAlchemy then invalidates it and
+            # every older pooled one, and reads run once more (SqlMetadata._read).
+            pool_pre_ping=False,
             pool_timeout=settings.db_pool_timeout_s,
             pool_recycle=1800,
             json_serializer=json_text,
@@ -384,7 +387,7 @@ def _mapped_errors() -> Iterator[None]:
         raise StoreUnavailable(f"PostgreSQL unavailable: {_reason(e)}") from e
     except DBAPIError as e:
         if e.connection_invalidated:
-            raise StoreUnavailable(f"PostgreSQL connection lost: {_reason(e)}") from e
+            raise StoreUnavailable(f"PostgreSQL unavailable, connection lost: {_reason(e)}") from e
         if isinstance(e.orig, psycopg2.DataError):
             raise StoreDataError(f"PostgreSQL refused the data: {_reason(e)}") from e
         raise StoreError(f"PostgreSQL error: {_reason(e)}") from e
