@@ -219,6 +219,16 @@ class ProgressFlusher:
                 out[sid] = folded
         return out
 
+    def drain(self) -> dict[str, PendingProgress]:
+        """Remove and return everything unflushed, one entry per session: what the exit
+        path keeps on disk instead (a second shutdown then has nothing left to retry)."""
+        items = self.pending_items()
+        with self._lock:
+            self._pending = {}
+            for entry in self._inflight.values():
+                entry.superseded = True  # if its write still lands, the file loses to it
+        return items
+
     # -- the thread ---------------------------------------------------------------------
 
     def start(self) -> None:

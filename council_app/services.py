@@ -60,7 +60,7 @@ class Services:
         ok = self.flusher.stop(timeout)
         if not ok:
             # The database is still down: keep what is pending on disk for the next start.
-            for sid, entry in self.flusher.pending_items().items():
+            for sid, entry in self.flusher.drain().items():
                 recovery.save(
                     self.settings.sessions_dir,
                     sid,
