@@ -176,7 +176,7 @@ def run_flow(page: Page, shots: Shots, width_name: str) -> None:
     expect(page.locator("[data-testid=ranking] li")).to_have_count(agent_count + 1)
     proposals = page.locator("[data-testid=proposal]")
     expect(proposals).to_have_count(agent_count + 1)
-    expect(proposals.first.locator("svg.bar-chart rect.chart-bar").first).to_be_attached()
+    expect(proposals.first.locator(".bar-chart .chart-bar").first).to_be_attached()
     proposals.first.get_by_text("Full proposal").click()
     expect(proposals.first.locator(".markdown h3, .markdown h4").first).to_be_visible()
     if width_name == "phone":
