@@ -13,6 +13,7 @@ import pytest
 
 from council_app.workflow.uploads import (
     ALLOWED_EXTENSIONS,
+    PLAIN_TEXT_EXTENSIONS,
     StoredUpload,
     UploadRejected,
     load_context_text,
@@ -125,7 +126,95 @@ def test_text_types_are_decoded_as_utf8(tmp_path: Path, name: str, content: str)
 
 
 def test_every_allowed_type_is_covered() -> None:
-    assert set(ALLOWED_EXTENSIONS) == {".pdf", ".docx", ".txt", ".md", ".json", ".py", ".csv"}
+    documents = {".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm"}
+    assert documents | {".txt", ".md", ".json", ".py", ".csv", ".log"} <= set(ALLOWED_EXTENSIONS)
+    assert set(ALLOWED_EXTENSIONS) - documents == set(PLAIN_TEXT_EXTENSIONS)
+
+
+def make_xlsx() -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Budget"
+    sheet.append(["Region", "Revenue", None])
+    sheet.append(["Nordics", 42, None])
+    sheet.append([None, None, None])
+    workbook.create_sheet("Empty")
+    notes = workbook.create_sheet("Notes")
+    notes["B2"] = "=1+1"
+    notes["A3"] = "ship it"
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def make_pptx() -> bytes:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Council briefing"
+    slide.placeholders[1].text = "Adopt PostgreSQL"
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(4), Inches(4), Inches(1)).table
+    table.cell(0, 0).text, table.cell(0, 1).text = "Risk", "Owner"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Downtime", "SRE"
+    slide.notes_slide.notes_text_frame.text = "Mention the pilot"
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank: nothing to say
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_sheets_and_rows_are_extracted(tmp_path: Path) -> None:
+    stored = save(tmp_path, "budget.xlsx", make_xlsx())
+    text = Path(stored.text_path).read_text(encoding="utf-8")
+    assert stored.extraction_note is None
+    assert "## Sheet: Budget\nRegion | Revenue\nNordics | 42" in text
+    # Cached values, not formulas: a formula never computed by a spreadsheet app is empty.
+    assert "## Sheet: Notes\nship it" in text and "=1+1" not in text
+    assert "Empty" not in text
+
+
+def test_pptx_slides_tables_and_notes_are_extracted(tmp_path: Path) -> None:
+    stored = save(tmp_path, "deck.pptx", make_pptx())
+    text = Path(stored.text_path).read_text(encoding="utf-8")
+    assert text.startswith("## Slide 1\nCouncil briefing\nAdopt PostgreSQL")
+    assert "Risk | Owner\nDowntime | SRE" in text
+    assert "Notes: Mention the pilot" in text
+    assert "## Slide 2" not in text
+
+
+@pytest.mark.parametrize("name", ["page.html", "page.HTM"])
+def test_html_visible_text_is_extracted(tmp_path: Path, name: str) -> None:
+    page = (
+        "<!doctype html><html><head><title>Q3 plan</title><style>p{color:red}</style>"
+        "<script>alert('x')</script></head><body><h1>Plan</h1><p>Migrate   the\n"
+        "<b>sessions</b> first.</p><template>hidden</template><ul><li>One</li></ul></body></html>"
+    )
+    stored = save(tmp_path, name, page.encode("utf-8"))
+    text = Path(stored.text_path).read_text(encoding="utf-8")
+    assert "Q3 plan" in text and "Plan" in text and "One" in text
+    assert "Migrate the" in text and "sessions" in text
+    assert "alert" not in text and "color" not in text and "hidden" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "stored_name"),
+    [("server.log", "server.log"), ("README", "README"), ("notes.", "notes")],
+)
+def test_plain_text_with_other_or_no_extension(tmp_path: Path, name: str, stored_name: str) -> None:
+    stored = save(tmp_path, name, "line one\nline twö\n".encode())
+    assert stored.filename == stored_name
+    assert Path(stored.text_path).read_text(encoding="utf-8") == "line one\nline twö\n"
+
+
+@pytest.mark.parametrize("name", ["budget.xlsx", "deck.pptx"])
+def test_corrupt_office_files_are_accepted_with_empty_text(tmp_path: Path, name: str) -> None:
+    stored = save(tmp_path, name, b"PK\x03\x04 not really a zip")
+    assert Path(stored.text_path).read_text(encoding="utf-8") == ""
+    assert stored.extraction_note and name in stored.extraction_note
 
 
 def test_invalid_utf8_is_replaced_not_rejected(tmp_path: Path) -> None:
@@ -162,9 +251,9 @@ def test_stored_upload_fields_and_metadata(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["setup.exe", "archive.tar.gz", "evil.pdf.exe", "Makefile", "x."])
 def test_disallowed_types_get_415_and_nothing_is_written(tmp_path: Path, name: str) -> None:
     with pytest.raises(UploadRejected) as info:
-        save(tmp_path, name, b"MZ...")
+        save(tmp_path, name, b"MZ\x90\x00\x03\x00\x00\x00")  # a binary, extension or not
     assert info.value.status == 415
-    assert ".pdf, .docx, .txt, .md, .json, .py, .csv" in info.value.message
+    assert ".pdf, .docx, .xlsx, .pptx, .html, .htm, .txt, .md" in info.value.message
     assert not (tmp_path / "uploaded_files").exists()
 
 
@@ -177,8 +266,9 @@ def test_415_message_names_the_file_and_type(tmp_path: Path) -> None:
 
 def test_no_extension_message(tmp_path: Path) -> None:
     with pytest.raises(UploadRejected) as info:
-        save(tmp_path, "Makefile", b"all:")
-    assert "has no extension" in info.value.message
+        save(tmp_path, "Makefile", b"\x7fELF\x02\x01\x01\x00\x00")
+    assert "has no extension and is not plain text" in info.value.message
+    assert "or plain text with no extension" in info.value.message
 
 
 @pytest.mark.parametrize("name", ["", "   ", "../", "\x00\n"])

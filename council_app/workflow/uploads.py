@@ -17,12 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".json", ".py", ".csv")
-TEXT_EXTENSIONS = frozenset({".txt", ".md", ".json", ".py", ".csv"})
+DOCUMENT_EXTENSIONS = (".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm")
+# Read as UTF-8 text.  A file with no extension at all is accepted too when its first
+# bytes are text (README, Makefile, a log without a suffix).
+PLAIN_TEXT_EXTENSIONS = (
+    *(".txt", ".md", ".json", ".py", ".csv", ".log", ".tsv", ".yaml", ".yml", ".toml"),
+    *(".ini", ".cfg", ".xml", ".rst", ".sql", ".js", ".ts", ".sh"),
+)
+ALLOWED_EXTENSIONS = DOCUMENT_EXTENSIONS + PLAIN_TEXT_EXTENSIONS
+NO_EXTENSION = ""
+_SNIFF_BYTES = 8192
+MAX_SHEET_ROWS = 20_000  # per worksheet; the prompt keeps far less than this anyway
 
 UPLOADS_DIR_NAME = "uploaded_files"
 EXTRACTED_DIR_NAME = "extracted"
@@ -35,6 +44,10 @@ _CHUNK_SIZE = 64 * 1024
 _MAX_DUPLICATES = 10_000
 _FALLBACK_STEM = "upload"
 _STEM_PUNCTUATION = frozenset("-_.()+,=@[]{}~")
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class UploadRejected(Exception):
@@ -84,7 +97,7 @@ def _format_size(num_bytes: int) -> str:
 
 
 def _allowed_list() -> str:
-    return ", ".join(ALLOWED_EXTENSIONS)
+    return ", ".join(ALLOWED_EXTENSIONS) + " or plain text with no extension"
 
 
 def _basename(original: str) -> str:
@@ -140,12 +153,11 @@ def safe_filename(original_filename: str) -> tuple[str, str]:
     if not base:
         raise UploadRejected(400, "The upload has no file name; choose a file and try again.")
     stem, extension = _split_extension(base)
-    if not extension or extension == ".":
-        raise UploadRejected(
-            415,
-            f"File '{_describe(original_filename)}' has no extension; "
-            f"allowed types are {_allowed_list()}.",
-        )
+    if extension == ".":
+        extension = NO_EXTENSION  # "notes." is a name without an extension
+    if extension == NO_EXTENSION:
+        # Accepted as plain text; save_upload checks the bytes really are text.
+        return _truncate(_clean_stem(stem), extension), extension
     if extension not in ALLOWED_EXTENSIONS:
         raise UploadRejected(
             415,
@@ -161,7 +173,7 @@ def safe_filename(original_filename: str) -> tuple[str, str]:
 
 def _create_exclusive(directory: Path, name: str, extension: str) -> tuple[int, Path]:
     """Create a new file without ever replacing one; ``x.pdf`` then ``x_1.pdf``, ``x_2.pdf``..."""
-    stem = name[: -len(extension)]
+    stem = name[: -len(extension)] if extension else name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for n in range(_MAX_DUPLICATES):
         candidate = directory / (name if n == 0 else f"{stem}_{n}{extension}")
@@ -197,7 +209,7 @@ def _too_large(original: str, size: int | None, max_bytes: int) -> UploadRejecte
     return UploadRejected(413, f"File '{shown}' is {what}; the limit is {limit} (MAX_UPLOAD_MB).")
 
 
-def _copy_limited(stream: BinaryIO, fd: int, max_bytes: int) -> int | None:
+def _copy_limited(stream: _Reader, fd: int, max_bytes: int) -> int | None:
     """Copy the stream into ``fd``; return bytes written, or None once over ``max_bytes``."""
     total = 0
     while True:
@@ -226,12 +238,24 @@ def save_upload(
     if known_size is not None and known_size > max_bytes:
         raise _too_large(original_filename, known_size, max_bytes)
 
+    if extension == NO_EXTENSION:
+        head = stream.read(_SNIFF_BYTES)
+        if not _looks_like_text(head):
+            raise UploadRejected(
+                415,
+                f"File '{_describe(original_filename)}' has no extension and is not plain "
+                f"text; allowed types are {_allowed_list()}.",
+            )
+        body: _Reader = _Prefixed(head, stream)
+    else:
+        body = stream
+
     upload_dir = Path(session_dir) / UPLOADS_DIR_NAME
     upload_dir.mkdir(parents=True, exist_ok=True)
     fd, path = _create_exclusive(upload_dir, name, extension)
     try:
         try:
-            size = _copy_limited(stream, fd, max_bytes)
+            size = _copy_limited(body, fd, max_bytes)
         finally:
             os.close(fd)
         if size is None:
@@ -304,6 +328,108 @@ def _docx_text(path: Path) -> str:
     return "\n".join(parts)
 
 
+def _xlsx_text(path: Path) -> str:
+    """Each sheet under a heading, one line per non-empty row, cells joined by " | "."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    parts: list[str] = []
+    try:
+        for sheet in workbook.worksheets:
+            lines: list[str] = []
+            for n, row in enumerate(sheet.iter_rows(values_only=True)):
+                if n >= MAX_SHEET_ROWS:
+                    lines.append(f"[... rows after {MAX_SHEET_ROWS:,} omitted ...]")
+                    break
+                cells = ["" if v is None else str(v).strip() for v in row]
+                while cells and not cells[-1]:
+                    cells.pop()
+                if any(cells):
+                    lines.append(" | ".join(cells))
+            if lines:
+                parts.append(f"## Sheet: {sheet.title}\n" + "\n".join(lines))
+    finally:
+        workbook.close()
+    return "\n\n".join(parts)
+
+
+def _pptx_text(path: Path) -> str:
+    """Each slide's text (text boxes, tables, groups) and its speaker notes."""
+    from pptx import Presentation
+
+    def shape_lines(shape: Any) -> list[str]:
+        lines: list[str] = []
+        if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
+            lines.append(shape.text_frame.text.strip())
+        if getattr(shape, "has_table", False):
+            for row in shape.table.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if any(cells):
+                    lines.append(" | ".join(cells))
+        for inner in getattr(shape, "shapes", None) or []:  # group shapes
+            lines += shape_lines(inner)
+        return lines
+
+    parts: list[str] = []
+    for number, slide in enumerate(Presentation(str(path)).slides, start=1):
+        lines = [line for shape in slide.shapes for line in shape_lines(shape)]
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            notes = slide.notes_slide.notes_text_frame.text.strip()
+            if notes:
+                lines.append(f"Notes: {notes}")
+        if lines:
+            parts.append(f"## Slide {number}\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _html_text(path: Path) -> str:
+    """The visible text of a page: scripts, styles and templates dropped, blocks on lines."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(Path(path).read_bytes(), "html.parser")
+    for hidden in soup(["script", "style", "noscript", "template", "head"]):
+        if hidden.name == "head" and soup.title is not None:
+            title = soup.title.get_text(" ", strip=True)
+            hidden.replace_with(soup.new_string(f"{title}\n") if title else "")
+            continue
+        hidden.decompose()
+    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read (to sniff them) and are handed out again."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            chunk, self._head = self._head, b""
+            return chunk
+        return self._rest.read(size)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """No NUL byte in the first few KB and (nearly) valid UTF-8: what a text file is."""
+    if b"\x00" in head:
+        return False
+    decoded = head.decode("utf-8", errors="replace")
+    # A multi-byte character cut at the sniff boundary is not a sign of binary.
+    return decoded.count("\ufffd") <= max(2, len(decoded) // 100)
+
+
+_EXTRACTORS = {
+    ".pdf": _pdf_text,
+    ".docx": _docx_text,
+    ".xlsx": _xlsx_text,
+    ".pptx": _pptx_text,
+    ".html": _html_text,
+    ".htm": _html_text,
+}
+
+
 def extract_text(path: Path, extension: str) -> tuple[str, str | None]:
     """Return ``(text, note)``; on failure the text is empty and the note says why.
 
@@ -311,12 +437,11 @@ def extract_text(path: Path, extension: str) -> tuple[str, str | None]:
     so failures are logged, not raised.
     """
     try:
-        if extension == ".pdf":
-            return _pdf_text(path), None
-        if extension == ".docx":
-            return _docx_text(path), None
+        extractor = _EXTRACTORS.get(extension)
+        if extractor is not None:
+            return extractor(path), None
         return Path(path).read_bytes().decode("utf-8-sig", errors="replace"), None
-    except Exception as exc:  # pypdf/python-docx raise many unrelated error types
+    except Exception as exc:  # the document libraries raise many unrelated error types
         note = f"Text could not be extracted from '{Path(path).name}': {type(exc).__name__}"
         logger.warning("%s (%s)", note, exc)
         return "", note
@@ -346,7 +471,7 @@ def _text_for(session_dir: Path, item: Mapping[str, Any]) -> str | None:
     if name is not None:
         upload = session_dir / UPLOADS_DIR_NAME / name
         ext = _split_extension(name)[1]
-        if upload.is_file() and ext in ALLOWED_EXTENSIONS:
+        if upload.is_file() and (ext in ALLOWED_EXTENSIONS or ext == NO_EXTENSION):
             return extract_text(upload, ext)[0]
     return None
 
