@@ -137,15 +137,18 @@ class TextMaker:
         return out[:nbytes]
 
 
-def make_state(session_id: str, size: int, maker: TextMaker) -> dict[str, Any]:
+def make_state(
+    session_id: str, size: int, maker: TextMaker, completed: bool | None = None
+) -> dict[str, Any]:
     """A session of about ``size`` bytes of JSON.
 
-    Small sizes are a session that has just started (question and council); large ones a
-    completed session whose proposals, critiques and verdict make up the bulk.
+    By default small sizes are a session that has just started (question and council) and
+    large ones a completed session whose proposals, critiques and verdict make up the
+    bulk; ``completed`` forces either shape.  Results follow LEGACY_STATE.md.
     """
-    if size < 10_000:
+    if not (size >= 10_000 if completed is None else completed):
         return _fresh_state(session_id, size, maker)
-    body = max(0, size - 3000)  # what the fixed keys below take
+    body = max(500, size - 3300)  # what the fixed keys below take
     per_agent = body * 50 // 100 // len(AGENTS)
     per_review = body * 30 // 100 // len(AGENTS)
     verdict = body - per_agent * len(AGENTS) - per_review * len(AGENTS)
@@ -164,16 +167,22 @@ def make_state(session_id: str, size: int, maker: TextMaker) -> dict[str, Any]:
                 for a in AGENTS
             ]
         },
-        "execution_results": [
-            {
-                "agent_name": a,
-                "agent_persona": f"The {a.lower()} of the council",
-                "proposal_id": i + 1,
-                "response": maker.text(per_agent),
-                "tools_used": [],
-            }
-            for i, a in enumerate(AGENTS)
-        ],
+        "execution_results": {
+            "council_name": "Bench council",
+            "original_question": "Should we migrate the billing service?",
+            "execution_results": [
+                {
+                    "agent_name": a,
+                    "agent_persona": f"The {a.lower()} of the council",
+                    "proposal_id": i + 1,
+                    "response": maker.text(per_agent),
+                    "tldr": "In short: yes, carefully.",
+                    "status": "success",
+                    "tools_used": [],
+                }
+                for i, a in enumerate(AGENTS)
+            ],
+        },
         "peer_reviews": [
             {
                 "reviewer": a,
