@@ -124,6 +124,13 @@ def quick_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def budget_server(tmp_path: Path) -> Iterator[str]:
+    """Budgets on: every user may spend $5 a day (USER_DAILY_BUDGET_USD)."""
+    with serve_app(tmp_path, user_daily_budget_usd=5.0) as url:
+        yield url
+
+
+@pytest.fixture
 def failing_build_server(tmp_path: Path) -> Iterator[str]:
     """The builder's (and the chairman's) calls fail, as a broken gateway would."""
     with serve_app(tmp_path, fail_members=("council member",), offline_latency_ms=600) as url:

@@ -531,3 +531,104 @@ def test_phone_width_partial_results_are_readable(
         page.locator("[data-testid=session-status]").inner_text()
     )
     shots(page, "phone-sidebar")
+
+
+@pytest.mark.e2e
+def test_a_skipped_review_is_still_and_says_why(
+    user_page: tuple[Page, Any, str], shots: Shots
+) -> None:
+    """Two members, one fails: the other has no one else's proposal to review (skipped)."""
+    page, _, _ = user_page
+    sid = new_session(page, "Is a two-person council enough?")
+    council = api_ok(page.request.post(f"/api/sessions/{sid}/build_council"))
+    council = council.get("council_config", council)
+    agents = council["agents"][:2]
+    agents[0]["persona"] = f"{agents[0]['persona']} {FAIL}"
+    api_ok(page.request.put(f"/api/sessions/{sid}/council", data={**council, "agents": agents}))
+    run_to(page, sid, "review")
+    page.goto(f"/s/{sid}/run")
+    card = page.locator(f'[data-testid=run-card][data-agent="{agents[1]["name"]}"]')
+    review = card.locator("[data-testid=agent-review-status]")
+    expect(review).to_have_text("Skipped")
+    bar = card.locator("progress").nth(1)
+    assert bar.get_attribute("class") == "progress progress-skipped"
+    assert bar.evaluate("el => el.hasAttribute('value') && !el.matches(':indeterminate')")
+    expect(card).not_to_have_class(re.compile(r"\bfailed\b"))
+    shots(page, "review-skipped")
+
+
+@pytest.mark.e2e
+def test_unknown_costs_are_marked_not_zero(user_page: tuple[Page, Any, str]) -> None:
+    """The cost module the header and cards use, on the shapes the API sends."""
+    page, _, _ = user_page
+    page.goto("/")
+    shown = page.evaluate(
+        """async () => {
+          const {costText, costTable} = await import('/assets/js/costs.js');
+          const box = document.createElement('div');
+          box.append(...[costTable({
+            total_cost_usd: 0.02, cost_known: false, unpriced_calls: 1,
+            by_step: {execute: {input_tokens: 10, output_tokens: 5, total_cost_usd: 0.02,
+                                cost_known: false, unpriced_calls: 1}},
+            by_agent: {Ann: {input_tokens: 10, output_tokens: 5, total_cost_usd: 0,
+                             cost_known: false, unpriced_calls: 1}},
+          })].flat().filter(Boolean));
+          return {
+            known: costText({total_cost_usd: 0.0123, cost_known: true, unpriced_calls: 0}),
+            partly: costText({total_cost_usd: 0.02, cost_known: false, unpriced_calls: 1}),
+            none: costText({total_cost_usd: 0, cost_known: false, unpriced_calls: 2}),
+            nulled: costText({total_cost_usd: null}),
+            table: box.textContent,
+          };
+        }"""
+    )
+    assert shown["known"] == "$0.01"
+    assert shown["partly"] == "$0.02 + unknown"
+    assert shown["none"] == "unknown" and shown["nulled"] == "unknown"
+    assert "Ann10 / 5unknown" in shown["table"], shown["table"]
+    assert "price is not in the server's price table" in shown["table"]
+
+
+@pytest.mark.e2e
+def test_spend_today_shows_when_budgets_are_on(
+    browser: Any, budget_server: str, live_server: str, shots: Shots
+) -> None:
+    for server, budgets in ((budget_server, True), (live_server, False)):
+        context, page, watch = open_page(browser, server, DESKTOP)
+        try:
+            sid = new_session(page, "What does this cost me today?")
+            council_with(page, sid)
+            page.goto(f"/s/{sid}/council")
+            spend = page.locator("[data-testid=spend-today]")
+            if budgets:
+                expect(spend).to_have_text("$0.00 of $5.00")
+                shots(page, "spend-today")
+            else:
+                expect(page.locator("[data-testid=session-status]")).to_have_text("Council ready")
+                expect(spend).to_be_hidden()
+        finally:
+            context.close()
+        assert watch.errors == [], watch.errors
+
+
+@pytest.mark.e2e
+def test_dark_mode_partial_state_on_a_phone(browser: Any, quick_server: str, shots: Shots) -> None:
+    context, page, watch = open_page(
+        browser, quick_server, PHONE, is_mobile=True, has_touch=True, color_scheme="dark"
+    )
+    try:
+        sid = new_session(page, "Does the amber state read well in the dark?")
+        council_with(page, sid, fail_index=2)
+        run_to(page, sid, "execute")
+        page.goto(f"/s/{sid}/run")
+        badge = page.locator("[data-testid=session-status]")
+        expect(badge).to_have_text("Partly complete")
+        colours = badge.evaluate(
+            "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
+        )
+        assert colours[0] != colours[1], colours
+        no_horizontal_scroll(page)
+        shots(page, "dark-phone-partial")
+    finally:
+        context.close()
+    assert watch.errors == [], watch.errors

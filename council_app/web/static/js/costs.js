@@ -19,9 +19,11 @@ function unknownCalls(bucket) {
 /** "$0.0123", "unknown", or "$0.01 + unknown" when part of it could not be priced. */
 export function costText(bucket) {
   const b = bucket || {};
-  const value = b.total_cost_usd ?? b.cost_usd;
+  const key = "total_cost_usd" in b ? "total_cost_usd" : "cost_usd";
+  const value = b[key];
   const unknown = unknownCalls(b) > 0;
-  if (value === null || value === undefined || Number.isNaN(Number(value))) return unknown || value === null ? "unknown" : formatCost(0);
+  if (value === null) return "unknown"; // the API could not price it
+  if (value === undefined || Number.isNaN(Number(value))) return unknown ? "unknown" : formatCost(0);
   if (unknown) return Number(value) > 0 ? `${formatCost(value)} + unknown` : "unknown";
   return formatCost(value);
 }
