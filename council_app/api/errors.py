@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from council_app.budget import BudgetExceeded, utc_now
 from council_app.state import SessionGone
 from council_app.store import StoreError, StoreUnavailable
-from council_app.store.base import RevisionConflict
+from council_app.store.base import RevisionConflict, StoreDataError
 from council_app.workflow.errors import WorkflowError
 from council_app.workflow.uploads import UploadRejected
 
@@ -71,6 +71,18 @@ def register_error_handlers(app: Flask) -> None:
         )
         response.headers["Retry-After"] = str(e.retry_after_s(utc_now()))
         return response, status
+
+    @app.errorhandler(StoreDataError)
+    def _refused(e: StoreDataError) -> tuple[Response, int]:
+        # The door (workflow/storable.py) should have refused it: log it, and answer as
+        # the door would, since retrying the same request cannot succeed.
+        log.error("Storage refused request data: %s", e)
+        return error_response(
+            422,
+            "unstorable_input",
+            "The request holds a value the session database cannot store (a NUL character, "
+            "an unpaired surrogate, or nesting too deep); remove it and try again",
+        )
 
     @app.errorhandler(StoreUnavailable)
     def _unavailable(e: StoreUnavailable) -> tuple[Response, int]:

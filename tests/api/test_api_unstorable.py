@@ -118,3 +118,12 @@ def test_health_reports_an_entry_the_database_refused(client, svc) -> None:
     assert health.json["flusher"]["rejected"] == 1
     assert health.json["flusher"]["rejected_sessions"] == [bad]
     assert client.get(f"/api/sessions/{good}/status").json["progress"]["execution"] == 7
+
+
+def test_identity_with_nul_never_reaches_a_500(client) -> None:
+    # Not a value the door checks: PostgreSQL's refusal is a 422, never a 500/503
+    # (SQLite keeps the NUL and answers normally).
+    r = client.get("/api/sessions", headers={"X-User-Id": "eve\x00"})
+    assert r.status_code < 500, r.get_data(as_text=True)
+    if r.status_code != 200:
+        assert_error(r, 422, "unstorable_input")
