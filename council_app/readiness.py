@@ -3,7 +3,7 @@ and finishes start-up (schema, recovery replay) as soon as the database answers.
 
 The schema step itself is the store's (``create_schema``: Alembic, under its own lock).
 The recovery replay runs once, in one process, under an exclusive lock on a file in
-``SESSIONS_DIR/_recovery`` (shared by every host: README, "Several hosts"): the first
+``SESSIONS_DIR`` (shared by every host: README, "Several hosts"): the first
 process to get it replays and removes the files, the others skip.
 """
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
-LOCK_FILE = ".replay.lock"
+LOCK_FILE = ".recovery-replay.lock"  # in SESSIONS_DIR, beside _recovery/
 
 
 class Readiness:
@@ -108,7 +108,7 @@ def replay_once(store: StateStore, sessions_dir: Path) -> int:
     folder = Path(sessions_dir) / recovery.RECOVERY_DIR
     if not folder.is_dir() or not any(folder.glob("*.json")):
         return 0
-    with _exclusive(folder / LOCK_FILE) as mine:
+    with _exclusive(Path(sessions_dir) / LOCK_FILE) as mine:
         if not mine:
             log.info("Another process is replaying the recovery files")
             return 0

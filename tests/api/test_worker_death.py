@@ -43,7 +43,7 @@ def _app(pg_url: str, tmp_path: Path, **overrides: object):  # type: ignore[no-u
     return create_app(values)
 
 
-def test_sigkilled_worker_run_is_marked_interrupted_then_restarts(pg_url, tmp_path) -> None:
+def test_sigkilled_worker_run_is_taken_over_by_a_live_worker(pg_url, tmp_path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", RUNNER, pg_url, str(tmp_path / "sessions")],
         cwd=ROOT,
@@ -60,19 +60,17 @@ def test_sigkilled_worker_run_is_marked_interrupted_then_restarts(pg_url, tmp_pa
     app = _app(pg_url, tmp_path, run_lease_seconds=2)
     client = app.test_client()
     try:
-        assert client.get(f"/api/sessions/{sid}/status").json["status"] == "executing"
-        deadline = time.monotonic() + 15
+        # Nobody presses "run" again: this worker's sweeper takes the run over once the
+        # dead worker's lease ran out, and finishes it.
+        deadline = time.monotonic() + 2 + 5
         status = {}
-        while time.monotonic() < deadline:  # the lease has to run out: that is the point
+        while time.monotonic() < deadline:
             status = client.get(f"/api/sessions/{sid}/status").json
             if status["status"] != "executing":
                 break
             time.sleep(0.1)
-        assert status["status"] == "execution_error"
-        assert status["execution_error"].startswith("interrupted")
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
-        assert app.extensions["council"].workflow.join(sid, 30)
-        assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+        assert status["status"] == "execution_complete", status
+        assert not status.get("execution_error")
     finally:
         app.extensions["council"].shutdown(timeout=2)
 
