@@ -57,6 +57,7 @@ class Services:
         was lost."""
         self.readiness.stop()
         self.workflow.stop(timeout=min(timeout, 2.0))
+        self.ledger.flush()  # spend the database refused so far: one more try
         ok = self.flusher.stop(timeout)
         if not ok:
             # The database is still down: keep what is pending on disk for the next start.
