@@ -25,11 +25,11 @@ import psycopg2
 import psycopg2.extensions as ext
 
 
-class DeadlineExceeded(psycopg2.OperationalError):
+class DeadlineExceeded(psycopg2.OperationalError):  # type: ignore[misc]  # no stubs
     """PostgreSQL gave no answer within the deadline; the connection was closed."""
 
 
-class DeadlineConnection(ext.connection):
+class DeadlineConnection(ext.connection):  # type: ignore[misc]  # no stubs
     """A psycopg2 connection that gives up waiting.  Limits are class attributes (the
     callback runs inside ``__init__`` while connecting); ``answer_timeout_s`` may be
     overridden per connection, None meaning no limit (long migration batches)."""
