@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from api_helpers import assert_error, fake_llm_app
+from api_helpers import (
+    assert_error,
+    execute_and_wait,
+    fake_llm_app,
+    put_council,
+    review_and_wait,
+)
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -154,14 +160,23 @@ def test_budget_is_enforced_across_two_app_instances(pg_url: str, tmp_path: Path
         assert by_user["bob@corp.example"][1] == 1
 
 
-def test_no_budget_means_no_limit_but_spend_is_shown(pg_url: str, tmp_path: Path) -> None:
-    with fake_llm_app(postgres_settings(pg_url, tmp_path)) as (app, _fake):
-        client = app.test_client()
-        for _ in range(2):
-            sid = new_session(client, ALICE)
-            assert (
-                client.post(f"/api/sessions/{sid}/build_council", headers=ALICE).status_code == 200
-            )
-        me = client.get("/api/me", headers=ALICE).json
+def test_every_paid_call_of_a_whole_flow_is_counted(pg_url: str, tmp_path: Path) -> None:
+    """No budget: nothing refused, and what /api/me shows is exactly what the calls cost
+    (build, every agent's answer and review in background runs, the verdict)."""
+    with fake_llm_app(postgres_settings(pg_url, tmp_path)) as (app, fake):
+        client, svc = app.test_client(), app.extensions["council"]
+        sids = [new_session(client, {}) for _ in range(2)]
+        for sid in sids:
+            assert client.post(f"/api/sessions/{sid}/build_council").status_code == 200
+        put_council(client, sids[0])
+        execute_and_wait(client, svc, sids[0])
+        review_and_wait(client, svc, sids[0])
+        assert client.post(f"/api/sessions/{sids[0]}/synthesize").status_code == 200
+        me = client.get("/api/me").json
         assert me["daily_budget_usd"] is None and me["remaining_usd"] is None
-        assert me["spent_today_usd"] > 0
+        logged = sum(logged_cost(app, sid) for sid in sids)
+        assert logged > 0
+        assert me["spent_today_usd"] == pytest.approx(logged)
+        with svc.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            calls = conn.execute(sa.select(user_spend.c.calls)).scalar()
+        assert calls == len(fake.requests)  # one ledger increment per priced call
