@@ -9,8 +9,11 @@ client rendered it as HTML.
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, abort, current_app, render_template
 
+from council_app.domain import EFFORTS, RUNNING, MemberState, SessionStatus, Step
 from council_app.workflow.uploads import ALLOWED_EXTENSIONS
 
 bp = Blueprint(
@@ -95,6 +98,31 @@ def session_view(session_id: str, view: str) -> str:
     if view not in SESSION_VIEWS:
         abort(404)
     return _shell(session_id, view)
+
+
+def domain_module() -> str:
+    """The typed words of ``council_app.domain`` as an ES module, so the client's lists
+    are generated from the server's enums instead of copied by hand."""
+    values = {
+        "SESSION_STATUSES": [s.value for s in SessionStatus],
+        "RUNNING_STATUSES": sorted(RUNNING),
+        "STEPS": [s.value for s in Step],
+        "MEMBER_STATES": [m.value for m in MemberState],
+        "EFFORTS": list(EFFORTS),
+    }
+    lines = ["// Generated from council_app/domain.py by the web blueprint; do not edit."]
+    lines += [
+        f"export const {name} = Object.freeze({json.dumps(v)});" for name, v in values.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@bp.get("/ui/domain.js")
+def domain_js() -> Response:
+    """Served like a static module (same origin, so the CSP allows it)."""
+    response = Response(domain_module(), mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 @bp.after_request

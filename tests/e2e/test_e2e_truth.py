@@ -632,3 +632,52 @@ def test_dark_mode_partial_state_on_a_phone(browser: Any, quick_server: str, sho
     finally:
         context.close()
     assert watch.errors == [], watch.errors
+
+
+@pytest.mark.e2e
+def test_ui_words_come_from_the_servers_enums(user_page: tuple[Page, Any, str]) -> None:
+    """/ui/domain.js is generated from council_app.domain; status.js covers every value."""
+    from council_app.domain import EFFORTS, MemberState, SessionStatus
+
+    page, _, _ = user_page
+    page.goto("/")
+    found = page.evaluate(
+        """async () => {
+          const d = await import('/ui/domain.js');
+          const s = await import('/assets/js/status.js');
+          return {
+            statuses: [...d.SESSION_STATUSES], members: [...d.MEMBER_STATES],
+            efforts: [...d.EFFORTS],
+            unranked: d.SESSION_STATUSES.filter((k) => !(k in s.STATUS_RANK) || !(k in s.BASE)),
+            unlabelled: d.MEMBER_STATES.filter((k) => !(k in s.MEMBER_LABEL)),
+            labels: d.MEMBER_STATES.map((k) => s.memberState({state: k, text: 'x'}).label),
+          };
+        }"""
+    )
+    assert found["statuses"] == [s.value for s in SessionStatus]
+    assert found["members"] == [m.value for m in MemberState]
+    assert found["efforts"] == list(EFFORTS)
+    assert found["unranked"] == [] and found["unlabelled"] == []
+    assert "Searching the web" in found["labels"]
+
+
+@pytest.mark.e2e
+def test_chairman_model_and_model_suggestions(
+    user_page: tuple[Page, Any, str], shots: Shots
+) -> None:
+    page, _, _ = user_page
+    sid = new_session(page, "Which model should write the verdict?")
+    council_with(page, sid)
+    models = api_ok(page.request.get("/api/models"))
+    page.goto(f"/s/{sid}/council")
+    options = page.locator("[data-testid=model-list] option")
+    expect(options).to_have_count(len(models["models"] or []))
+    chairman = page.locator("[data-testid=chairman-model]")
+    expect(chairman).to_have_attribute("placeholder", re.compile("Server default"))
+    chosen = (models["models"] or [models["default_chairman_model"]])[0]
+    chairman.fill(chosen)
+    page.get_by_role("button", name="Save council").click()
+    expect(page.locator(".toast", has_text="Council saved")).to_be_visible()
+    saved = api_ok(page.request.get(f"/api/sessions/{sid}/summary"))["council_config"]
+    assert saved.get("chairman_model") == chosen
+    shots(page, "chairman-model")

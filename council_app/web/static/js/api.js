@@ -113,6 +113,9 @@ export const api = {
   health() {
     return request("GET", "/api/health");
   },
+  models() {
+    return request("GET", "/api/models");
+  },
   me() {
     return request("GET", "/api/me");
   },

@@ -17,12 +17,18 @@ export const config = {
   maxUploadMb: Number(root.dataset.maxUploadMb) || 20,
 };
 
-let health = null;
-/** Which provider answers (from /api/health), fetched once. */
+let provider = null;
+/** Which provider answers: /api/models says so to every user (/api/health's detail may be
+ * for operators only); older servers only have /api/health. Fetched once. */
 async function providerIsOffline() {
-  if (!health) health = api.health().catch(() => null);
-  const data = await health;
-  return Boolean(data) && providerOffline(data.provider);
+  if (!provider) {
+    provider = api
+      .models()
+      .catch(() => api.health())
+      .then((data) => data && data.provider)
+      .catch(() => null);
+  }
+  return providerOffline(await provider);
 }
 
 async function drawLocation({ sessionId, view }, gen) {

@@ -3,8 +3,12 @@
 // Member states come from the typed {state, text} the API sends; the legacy words
 // ("Thinking...", "Critique Complete") are read only when the typed field is absent.
 
-/** Session statuses in workflow order (the API's SessionStatus values). */
-const STATUS_RANK = {
+import { MEMBER_STATES, RUNNING_STATUSES, SESSION_STATUSES } from "/ui/domain.js";
+
+export { MEMBER_STATES, SESSION_STATUSES };
+
+/** How far along the workflow each SessionStatus is (the e2e tests check none is missing). */
+export const STATUS_RANK = {
   idle: 0,
   build_in_progress: 1,
   build_error: 1,
@@ -20,15 +24,14 @@ const STATUS_RANK = {
   verdict_complete: 8,
 };
 
-/** Statuses during which a step is running. */
-export const RUNNING = new Set(["build_in_progress", "executing", "reviewing", "synthesizing"]);
+/** Statuses during which a step is running (domain.RUNNING). */
+export const RUNNING = new Set(RUNNING_STATUSES);
 
-/** Member states (the API's MemberState values) and whether each is final. */
-export const MEMBER_STATES = ["queued", "thinking", "searching", "streaming", "done", "failed", "cancelled", "skipped"];
+/** Which member states are final, and which mean work is under way. */
 const FINAL_MEMBER = new Set(["done", "failed", "cancelled", "skipped"]);
 const WORKING_MEMBER = new Set(["thinking", "searching", "streaming"]);
 
-const MEMBER_LABEL = {
+export const MEMBER_LABEL = {
   queued: "Queued",
   thinking: "Thinking",
   searching: "Searching the web",
@@ -116,7 +119,7 @@ export function stopKind(message) {
   return "failed";
 }
 
-const BASE = {
+export const BASE = {
   idle: ["New question", "neutral", "Build the council to start"],
   build_in_progress: ["Building council", "running", "The chairman is choosing the members"],
   build_error: ["Build failed", "error", "No council yet: try again"],

@@ -6,10 +6,17 @@ import { api, errorText } from "../api.js";
 import { h, render, uid } from "../dom.js";
 import { statusRank } from "../status.js";
 import { confirmDialog, errorNotice, notice, progressBar, toast, withBusy } from "../ui.js";
+import { EFFORTS } from "/ui/domain.js";
 
-const EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"];
 const MAX_AGENTS = 12;
 const MAX_PERSONA = 4000;
+
+let modelsInfo = null;
+/** GET /api/models once per page load (the model list is cached server-side too). */
+function loadModels() {
+  if (!modelsInfo) modelsInfo = api.models().catch(() => null);
+  return modelsInfo;
+}
 
 export async function renderCouncil(page, container) {
   const council = page.summary && page.summary.council_config;
@@ -125,6 +132,8 @@ function renderEditor(page, container, original) {
   const cards = h("ol", { class: "agent-grid", "aria-label": "Council agents" });
 
   const nameId = uid("council-name");
+  const modelListId = uid("models");
+  const modelList = h("datalist", { id: modelListId, "data-testid": "model-list" });
   const strategyId = uid("strategy");
 
   function errorSlot(path) {
@@ -187,6 +196,7 @@ function renderEditor(page, container, original) {
     });
     const model = h("input", {
       type: "text",
+      list: modelListId,
       value: agent.model || "",
       placeholder: "Server default",
       autocomplete: "off",
@@ -316,7 +326,12 @@ function renderEditor(page, container, original) {
   }
 
   function payload() {
-    return { ...state, agents: state.agents.map(cleanAgent) };
+    const out = { ...state, agents: state.agents.map(cleanAgent) };
+    const chairman = String(out.chairman_model || "").trim();
+    if (chairman) out.chairman_model = chairman;
+    else if (original.chairman_model) out.chairman_model = null; // back to the server default
+    else delete out.chairman_model;
+    return out;
   }
 
   async function save() {
@@ -347,6 +362,28 @@ function renderEditor(page, container, original) {
     rows: 3,
     value: state.strategy_summary || "",
     oninput: (e) => (state.strategy_summary = e.target.value),
+  });
+  const chairmanModel = h("input", {
+    type: "text",
+    list: modelListId,
+    value: state.chairman_model || "",
+    placeholder: "Server default",
+    autocomplete: "off",
+    spellcheck: "false",
+    "data-testid": "chairman-model",
+    oninput: (e) => (state.chairman_model = e.target.value),
+  });
+  const searchNote = h("p", { class: "hint", hidden: true, "data-testid": "web-search-note" });
+  // Suggestions from GET /api/models; the API still judges (a 422 names the field).
+  loadModels().then((info) => {
+    if (!info || !page.isCurrent()) return;
+    render(modelList, (info.models || []).map((name) => h("option", { value: name })));
+    if (info.default_chairman_model) chairmanModel.placeholder = `Server default (${info.default_chairman_model})`;
+    const web = info.provider && info.provider.web_search;
+    if (web && web.available === false) {
+      searchNote.hidden = false;
+      searchNote.textContent = "This provider has no web search: agents with “Web search” on answer without it.";
+    }
   });
   const addButton = h(
     "button",
@@ -413,12 +450,15 @@ function renderEditor(page, container, original) {
       { class: "panel council-meta" },
       field("council_name", "Council name", councilName),
       field("strategy_summary", "Strategy", strategy),
+      field("chairman_model", "Chairman model (writes the verdict)", chairmanModel),
+      modelList,
     ),
     statusRank(page.status && page.status.status) >= 3
       ? notice("info", "Saving changes starts over from here: the proposals, reviews and verdict are cleared.")
       : null,
     errorSummary,
     h("div", { class: "section-head" }, h("h2", null, "Agents"), countNote),
+    searchNote,
     cards,
     h("div", { class: "form-actions sticky-actions" }, addButton, h("span", { class: "spacer" }), rebuildButton, saveButton, runButton),
   );

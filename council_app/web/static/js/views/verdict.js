@@ -92,6 +92,7 @@ export async function renderVerdict(page, container) {
     withBusy(synthButton, "Synthesizing…", async () => {
       render(message);
       progress.hidden = false;
+      page.markRunning("synthesizing"); // the header says so while the chairman writes
       try {
         const response = await api.synthesize(page.id, Boolean(verdict));
         if (!page.isCurrent()) return;
@@ -99,7 +100,10 @@ export async function renderVerdict(page, container) {
         page.summary = { ...page.summary, chairman_verdict: verdict };
         await page.refreshStatus();
       } catch (err) {
-        if (page.isCurrent()) render(message, errorNotice("The chairman's verdict failed", errorText(err)));
+        if (page.isCurrent()) {
+          render(message, errorNotice("The chairman's verdict failed", errorText(err)));
+          page.refreshStatus().catch(() => {});
+        }
       } finally {
         progress.hidden = true;
       }
