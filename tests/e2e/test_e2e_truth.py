@@ -311,7 +311,17 @@ def test_header_sidebar_and_page_agree_while_running(
 def test_toast_never_covers_buttons_or_cards(
     user_page: tuple[Page, Any, str], shots: Shots
 ) -> None:
-    page, _, _ = user_page
+    toast_clear_of_controls(user_page[0], shots, "desktop")
+
+
+@pytest.mark.e2e
+def test_toast_never_covers_buttons_or_cards_on_a_phone(
+    phone_user_page: tuple[Page, Any, str], shots: Shots
+) -> None:
+    toast_clear_of_controls(phone_user_page[0], shots, "phone")
+
+
+def toast_clear_of_controls(page: Page, shots: Shots, width: str) -> None:
     page.goto("/")
     page.get_by_label("Your question").fill("Where does the toast go?")
     page.get_by_role("button", name="Build council").click()
@@ -319,7 +329,7 @@ def test_toast_never_covers_buttons_or_cards(
     expect(toast).to_be_visible(timeout=30_000)
     overlaps = page.evaluate(UNDER_TOAST)
     assert overlaps == [], overlaps
-    shots(page, "toast-council-built")
+    shots(page, f"toast-council-built-{width}")
 
 
 # --------------------------------------------------------------------------- live and costs
@@ -525,6 +535,7 @@ def test_phone_width_partial_results_are_readable(
     shots(page, "phone-results")
 
     page.locator("#sidebar-toggle").click()
+    expect(page.locator("#sidebar")).to_have_css("transform", "none")  # the drawer is open
     item = page.locator(f'li.session-item[data-session-id="{sid}"]')
     expect(item.locator("[data-testid=sidebar-date]")).to_be_visible()
     expect(item.locator("[data-testid=sidebar-status]")).to_have_text(
