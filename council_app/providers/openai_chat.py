@@ -52,8 +52,9 @@ _OPTIONAL_PARAMS = (
     "tools",
     "plugins",
     "reasoning",
+    "usage",
 )
-_EXTRA_BODY = ("plugins",)
+_EXTRA_BODY = ("plugins", "usage")
 _REFUSAL_WORDS = (
     "unsupported",
     "not supported",
@@ -271,8 +272,10 @@ class OpenAIChatProvider:
                 params["reasoning_effort"] = effort
             if json_mode:
                 params["response_format"] = {"type": "json_object"}
-            if web_search and self.flavour == "openrouter":
-                params["plugins"] = [{"id": "web"}]
+            if self.flavour == "openrouter":
+                params["usage"] = {"include": True}  # its usage.cost: what the call cost
+                if web_search:
+                    params["plugins"] = [{"id": "web"}]
             if web_search and self.flavour == "generic" and self.search is not None:
                 reply = self._chat_with_tools(call, params)
             else:

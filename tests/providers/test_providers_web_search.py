@@ -114,6 +114,7 @@ def test_openrouter_uses_its_web_plugin_and_reports_cost(fake_server, make_opena
 
     body = fake_server.chat_requests()[0].body
     assert body["plugins"] == [{"id": "web"}]
+    assert body["usage"] == {"include": True}  # asks OpenRouter for usage.cost
     assert "tools" not in body
     assert [c["url"] for c in result.citations] == [PG_DOCS, PG_NEWS]
     assert result.tools_used == [
