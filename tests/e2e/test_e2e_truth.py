@@ -692,3 +692,31 @@ def test_chairman_model_and_model_suggestions(
     saved = api_ok(page.request.get(f"/api/sessions/{sid}/summary"))["council_config"]
     assert saved.get("chairman_model") == chosen
     shots(page, "chairman-model")
+
+
+@pytest.mark.e2e
+def test_when_every_member_fails_each_reason_shows_once(
+    user_page: tuple[Page, Any, str], shots: Shots
+) -> None:
+    page, _, _ = user_page
+    sid = new_session(page, "What if nobody can answer?")
+    council = api_ok(page.request.post(f"/api/sessions/{sid}/build_council"))
+    council = council.get("council_config", council)
+    agents = council["agents"][:3]
+    for agent in agents:
+        agent["persona"] = f"{agent['persona']} {FAIL}"
+    api_ok(page.request.put(f"/api/sessions/{sid}/council", data={**council, "agents": agents}))
+    run_to(page, sid, "execute")
+    page.goto(f"/s/{sid}/run")
+    expect(page.locator("[data-testid=session-status]")).to_have_text("Execution failed")
+    step_error = page.locator("[data-testid=execution-error]")
+    expect(step_error).to_contain_text("no agent succeeded")
+    for agent in agents:
+        expect(step_error).to_contain_text(agent["name"])
+    # The provider's raw words: once per failed member (on its card), nowhere else.
+    expect(page.locator("[data-testid=agent-error]")).to_have_count(3)
+    assert page.get_by_text("OFFLINE_FAIL_MEMBERS").count() == 3
+    assert "OFFLINE_FAIL_MEMBERS" not in step_error.inner_text()
+    expect(page.locator("[data-testid=retry-failed]")).to_have_text("Retry the failed ones")
+    expect(page.get_by_role("button", name="Run again")).to_be_hidden()
+    shots(page, "every-member-failed")

@@ -161,7 +161,9 @@ export async function renderRun(page, container) {
     executeButton.hidden = rank >= 3;
     retryButton.hidden = !(info.failed.length && info.failedStep === "execute" && !running);
     retryButton.textContent = info.failed.length === 1 ? `Retry ${info.failed[0]}` : "Retry the failed ones";
-    rerunButton.hidden = !(rank >= 3 && !running);
+    // When every member failed, "retry the failed ones" is the re-run: one button, not two.
+    const allFailed = info.failed.length > 0 && info.failed.length === laneMembers(laneOf(status, "execute")).size;
+    rerunButton.hidden = !(rank >= 3 && !running) || (allFailed && !retryButton.hidden);
     reviewButton.hidden = !(state === "execution_complete");
     rereviewButton.hidden = !(state === "review_error" || rank >= 6);
     cancelButton.hidden = !running;
