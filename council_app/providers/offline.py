@@ -350,8 +350,8 @@ def _build(p: _Prompt) -> str:
     council = {
         "council_name": f"{p.keywords[0].title()} Council",
         "strategy_summary": (
-            f"Pairs {_join([a['name'] for a in agents[: len(specialists)]])} for depth on "
-            f"{p.topic} with {_join([a['name'] for a in agents[len(specialists) :]])} to "
+            f"Pairs {_join([str(a['name']) for a in agents[: len(specialists)]])} for depth "
+            f"on {p.topic} with {_join([str(a['name']) for a in agents[len(specialists) :]])} to "
             "challenge assumptions and keep the answer actionable."
         ),
         "agents": agents,
@@ -428,7 +428,7 @@ def _execute(p: _Prompt) -> str:
 
 def _review(p: _Prompt) -> str:
     ids = list(dict.fromkeys(int(i) for i in re.findall(r"PROPOSAL #(\d+)", p.user)))
-    entries = []
+    entries: list[dict[str, Any]] = []
     for pid in ids:
         body = _proposal_body(p.user, pid)
         # Quality depends on the proposal alone, so reviewers roughly agree; noise on top

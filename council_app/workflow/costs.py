@@ -45,7 +45,7 @@ class CostMeter:
 
     def add(
         self, step: str, agent: str, input_tokens: int, output_tokens: int, cost: float | None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Record one call (``cost`` None: unknown); returns a copy of the new totals."""
         with self._lock:
             t = self._tokens
@@ -86,7 +86,8 @@ def _bucket(group: dict[str, Any], name: str) -> dict[str, Any]:
             "cost_known": True,
             "unpriced_calls": 0,
         }
-    return group[name]
+    bucket: dict[str, Any] = group[name]
+    return bucket
 
 
 def _number(value: Any) -> float | None:

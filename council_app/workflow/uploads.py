@@ -476,7 +476,7 @@ def _text_for(session_dir: Path, item: Mapping[str, Any]) -> str | None:
     return None
 
 
-def load_context_text(session_dir: Path, uploads: list[dict]) -> str:
+def load_context_text(session_dir: Path, uploads: list[dict[str, Any]]) -> str:
     """Concatenate the uploads' texts, each under a ``### File: <filename>`` header.
 
     Only files inside ``session_dir`` are read (never the stored ``path``, which
