@@ -286,8 +286,9 @@ def run(smoke: bool = False, councils: int | None = None, latency: float | None 
             sampler.start()
             pollers = Pollers(server.port, sids, stop)
             pollers.start()
-            time.sleep(2)  # the idle baseline
+            time.sleep(1 if smoke else 2)  # the idle baseline
             fired = time.monotonic()
+            baseline = 1 if smoke else 2
             with ThreadPoolExecutor(8) as pool:
                 answers = list(
                     pool.map(
@@ -313,7 +314,7 @@ def run(smoke: bool = False, councils: int | None = None, latency: float | None 
                 if pending:
                     time.sleep(1.0)
             done_s = time.monotonic() - fired
-            time.sleep(3)  # the settled tail
+            time.sleep(1 if smoke else 3)  # the settled tail
             stop.set()
             pollers.join()
             sampler.join(10)
@@ -327,8 +328,10 @@ def run(smoke: bool = False, councils: int | None = None, latency: float | None 
     workers = max((len(s["rss"]) for s in samples), default=0)
     # After ramp-up: from 10 s (or a quarter of the run) after the last execute was fired
     # until the last run finished; flat means no growth in that window.
-    ramp_end = 2 + fire_s + min(10.0, done_s / 4)
-    running = [s for s in samples if ramp_end <= s["t"] <= 2 + done_s and s["rss"]]
+    ramp_end = baseline + fire_s + min(10.0, done_s / 4)
+    running = [s for s in samples if ramp_end <= s["t"] <= baseline + done_s and s["rss"]]
+    if not running:  # a run too short for the window (smoke): every sample after the fire
+        running = [s for s in samples if s["t"] >= baseline and s["rss"]] or samples[-1:]
     rows = []
     step = max(1, len(samples) // 24)
     for s in samples[::step]:

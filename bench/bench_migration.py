@@ -188,15 +188,54 @@ def print_table(results: list[Result]) -> None:
     )
 
 
+def scale(base_url: str, count: int) -> int:
+    """Flat memory at scale: ``count`` x 20 KB and 2,500 x 20 KB, one migration each; prints
+    one ``SCALE`` line (read by run_all.py) and a sentence."""
+    small = min(2_500, max(1, count // 4))
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench_migration_scale_") as tmp:
+        for n in (small, count):
+            tree = Path(tmp) / f"tree_{n}"
+            written = time.perf_counter()
+            write_tree(tree, n, 20_000)
+            write_s = time.perf_counter() - written
+            with bench_schema(base_url) as url:
+                seconds, peak, summary = run_tool(url, tree, Path(tmp))
+            if summary["counts"]["migrated"] != n:
+                raise SystemExit(f"{n}: unexpected {summary['counts']}")
+            shutil.rmtree(tree)
+            figures[n] = (seconds, peak, write_s)
+            print(f"done: {n:,} x 20 KB", file=sys.stderr, flush=True)
+    (_, rss_small, _), (s_big, rss_big, w_big) = figures[small], figures[count]
+    print(
+        f"SCALE sessions={count} seconds={s_big:.1f} rate={count / s_big:.0f} "
+        f"peak_rss_mb={rss_big:.0f} small_sessions={small} small_peak_rss_mb={rss_small:.0f} "
+        f"tree_write_s={w_big:.0f}"
+    )
+    print(
+        f"{count:,} x 20 KB migrated in {s_big:.0f} s ({count / s_big:,.0f} sessions/s), peak "
+        f"RSS {rss_big:.0f} MB; {small:,} x 20 KB: peak RSS {rss_small:.0f} MB."
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="200 x 20 KB only, a few seconds")
     parser.add_argument(
         "--repeat", type=int, default=None, help="rounds per tree, best kept (default 2; smoke 1)"
     )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="one tree of N x 20 KB migrated once, its peak RSS beside 2,500's (flat memory)",
+    )
     args = parser.parse_args(argv)
     raw_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL
     base_url = normalize_database_url(raw_url)[0]
+    if args.scale:
+        return scale(base_url, args.scale)
     trees = SMOKE if args.smoke else [FULL[0], GROWTH, FULL[1]]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_migration_") as tmp:
