@@ -116,7 +116,14 @@ export function showLiveStatus(sessionId, status, extra = {}) {
   if (!row) return;
   Object.assign(row, { status: status.status }, extra);
   const item = listEl.querySelector(`li.session-item[data-session-id="${CSS.escape(sessionId)}"]`);
-  if (item) item.replaceWith(sessionItem(row));
+  if (!item) return;
+  const fresh = sessionItem(row);
+  // Redraw only on change: a poll every second must not steal keyboard focus.
+  const badge = (el) => el.querySelector("[data-testid=sidebar-status]")?.className;
+  if (fresh.textContent === item.textContent && badge(fresh) === badge(item)) return;
+  const keep = item.contains(document.activeElement) ? focusKey(document.activeElement) : null;
+  item.replaceWith(fresh);
+  if (keep) focusByKey(keep);
   highlightSession(parseLocation().sessionId);
 }
 
