@@ -126,13 +126,13 @@ def when_ready(server: Any) -> None:
         server.log.warning(warning)
     svc = _services()
     if svc is not None:
-        svc.store.close()
+        svc.states.close()
 
 
 def post_fork(server: Any, worker: Any) -> None:
     svc = _services()  # only set when the app was preloaded in the master
     if svc is not None:
-        svc.store.after_fork()
+        svc.states.after_fork()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -68,7 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     log.info(
         "Agent Council Server ready: backend=%s provider=%s",
-        svc.store.backend,
+        svc.states.backend,
         svc.provider.name,
     )
     return app

@@ -32,6 +32,7 @@ from prometheus_client import (
 
 if TYPE_CHECKING:
     from council_app.flusher import ProgressFlusher
+    from council_app.state import SessionStates
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ RUNS_IN_PROGRESS = Gauge(
 )
 
 _bound_lock = threading.Lock()
-_bound_flusher: weakref.ref[ProgressFlusher] | None = None
+_bound_flusher: weakref.ref[ProgressFlusher | SessionStates] | None = None
 _stale_seen = 0  # the bound flusher's stale_rejected already counted
 
 
@@ -116,8 +117,9 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def bind_flusher(flusher: ProgressFlusher) -> None:
-    """Remember the process's flusher, whose pending count and stale rejections we report."""
+def bind_flusher(flusher: ProgressFlusher | SessionStates) -> None:
+    """Remember the process's flusher (or the state door in front of it), whose pending
+    count and stale rejections we report."""
     global _bound_flusher, _stale_seen
     with _bound_lock:
         _bound_flusher = weakref.ref(flusher)
@@ -193,7 +195,7 @@ def init_app(app: Flask) -> None:
     app.after_request(_after)
     svc = app.extensions.get("council")
     if svc is not None:
-        bind_flusher(svc.flusher)
+        bind_flusher(svc.states)
 
 
 def render() -> tuple[bytes, str]:

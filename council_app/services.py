@@ -20,7 +20,6 @@ from council_app.revisions import RevisionClock
 from council_app.settings import Settings
 from council_app.state import SessionStates
 from council_app.store import StateStore, build_store
-from council_app.store.base import ProgressWrite
 from council_app.workflow.council import CouncilWorkflow
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
-    store: StateStore
-    flusher: ProgressFlusher
+    # Private: the app reaches state through ``states`` (the one door); these two are kept
+    # for tests and benchmarks only (``store`` / ``flusher`` properties below).
+    _store: StateStore
+    _flusher: ProgressFlusher
     states: SessionStates
     provider: LLMProvider
     prices: PriceTable
@@ -40,14 +41,24 @@ class Services:
 
     def clock_next(self) -> int:
         """A fresh revision from this process's clock."""
-        return self.states.clock.next()
+        return self.states.next_revision()
 
     readiness: Readiness = field(init=False)  # start-up done? (schema, recovery replay)
+
+    @property
+    def store(self) -> StateStore:
+        """Tests and benchmarks only: app code goes through ``states``."""
+        return self._store
+
+    @property
+    def flusher(self) -> ProgressFlusher:
+        """Tests and benchmarks only: app code goes through ``states``."""
+        return self._flusher
 
     def start_background(self) -> None:
         """This process's threads: progress flusher, lease sweeper, start-up retry.  Called
         by ``create_app``, or (gunicorn) by ``post_worker_init`` in each worker."""
-        self.flusher.start()
+        self.states.start_background()
         if not self.readiness.ready:
             self.readiness.start()
         self.workflow.start_background()
@@ -58,18 +69,11 @@ class Services:
         self.readiness.stop()
         self.workflow.stop(timeout=min(timeout, 2.0))
         self.ledger.flush()  # spend the database refused so far: one more try
-        ok = self.flusher.stop(timeout)
-        if not ok:
+        left = self.states.stop(timeout)  # flushes, then releases connections
+        for sid, write in left.items():
             # The database is still down: keep what is pending on disk for the next start.
-            for sid, entry in self.flusher.drain().items():
-                recovery.save(
-                    self.settings.sessions_dir,
-                    sid,
-                    progress=ProgressWrite(
-                        sid, entry.patch, entry.revision, entry.meta, entry.run_id
-                    ),
-                )
-        self.store.close()
+            recovery.save(self.settings.sessions_dir, sid, progress=write)
+        ok = not left
         return ok
 
 
@@ -96,9 +100,9 @@ def build_services(settings: Settings) -> Services:
     models = ModelDirectory(provider, settings.models_cache_s)
     prices = PriceTable.load(settings.prices_file)
     workflow = CouncilWorkflow(settings, states, provider, prices, metrics.observe_run)
-    workflow.known_model = models.is_known  # PUT /council refuses models not served
     ledger = SpendLedger(store, settings.user_daily_budget_usd, lambda sid: _owner(states, sid))
     workflow.llm.on_cost = ledger.record_for_session
+    workflow.known_model = models.is_known  # PUT /council refuses models not served
     services = Services(
         settings, store, flusher, states, provider, prices, workflow, ledger, models
     )

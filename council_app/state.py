@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from council_app.flusher import ProgressFlusher
+from council_app.flusher import FlusherStats, ProgressFlusher
 from council_app.revisions import RevisionClock
 from council_app.store.base import (
     DocumentView,
@@ -40,22 +40,24 @@ def now_iso() -> str:
 
 class SessionStates:
     def __init__(self, store: StateStore, flusher: ProgressFlusher, clock: RevisionClock) -> None:
-        self.store = store
-        self.flusher = flusher
-        self.clock = clock
+        # Private: callers get what they need from methods here, so the rules (overlay of
+        # unflushed progress, compare-and-set, revisions) cannot be bypassed.
+        self._store = store
+        self._flusher = flusher
+        self._clock = clock
 
     def create(self, row: SessionRow, state: dict[str, Any]) -> None:
-        self.store.create_session(row, state, self.clock.next())
+        self._store.create_session(row, state, self._clock.next())
 
     def meta(self, session_id: str) -> SessionRow | None:
-        return self.store.get_session(session_id)
+        return self._store.get_session(session_id)
 
     def load(self, session_id: str) -> StoredState | None:
-        stored = self.store.load(session_id)
+        stored = self._store.load(session_id)
         if stored is None:
             return None
-        self.clock.observe(stored.revision)
-        pending = self.flusher.peek(session_id)
+        self._clock.observe(stored.revision)
+        pending = self._flusher.peek(session_id)
         if pending:
             deep_merge(stored.state, pending)
         return stored
@@ -67,21 +69,21 @@ class SessionStates:
         (``StateStore.read_view``), unflushed progress overlaid on the small ones.  None
         when the store has no such view, or pending progress touches a large key: the
         caller then loads and parses."""
-        pending = self.flusher.peek(session_id)
+        pending = self._flusher.peek(session_id)
         if pending and set(pending) & set(raw_keys):
             return None
-        view = self.store.read_view(session_id, small_keys, raw_keys)
+        view = self._store.read_view(session_id, small_keys, raw_keys)
         if view is not None and pending:
             deep_merge(view.small, {k: v for k, v in pending.items() if k in small_keys})
         return view
 
     def hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         """Metadata and hot keys (what /status needs), with unflushed progress overlaid."""
-        found = self.store.load_hot(session_id)
+        found = self._store.load_hot(session_id)
         if found is None:
             return None
         row, hot = found
-        pending = self.flusher.peek(session_id)
+        pending = self._flusher.peek(session_id)
         if pending:
             deep_merge(hot, pending)
         return row, hot
@@ -97,7 +99,7 @@ class SessionStates:
 
         A background run passes its ``run_id``: see ``ProgressWrite`` for what that means.
         """
-        self.flusher.update_progress(session_id, patch, meta, run_id)
+        self._flusher.update_progress(session_id, patch, meta, run_id)
 
     # -- what the workflow and the API need besides documents --------------------------
 
@@ -105,47 +107,94 @@ class SessionStates:
         self, user_id: str, limit: int, offset: int = 0, **filters: Any
     ) -> list[SessionRow]:
         """The user's live sessions, newest first (``StateStore.list_sessions``)."""
-        return self.store.list_sessions(user_id, limit, offset, **filters)
+        return self._store.list_sessions(user_id, limit, offset, **filters)
 
     def running_sessions(self) -> list[str]:
         """Live sessions whose status says a run owns them (any worker, any host)."""
-        return self.store.running_sessions()
+        return self._store.running_sessions()
 
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:
         """Tombstone (``hard``: drop the state and the run checkpoints too); callers decide
         whether it may happen (``workflow.delete_session``)."""
-        self.flusher.take(session_id)  # nothing pending may land after the delete
-        self.store.mark_deleted(session_id, hard=hard)
+        self._flusher.take(session_id)  # nothing pending may land after the delete
+        self._store.mark_deleted(session_id, hard=hard)
         if hard:
-            self.store.drop_members(session_id)
+            self._store.drop_members(session_id)
 
     def put_member(self, checkpoint: MemberCheckpoint) -> None:
         """A run member's answer, durable now: one small row, whatever the session's size."""
-        self.store.put_member(checkpoint)
+        self._store.put_member(checkpoint)
 
     def run_members(self, run_id: str) -> list[MemberCheckpoint]:
-        return self.store.run_members(run_id)
+        return self._store.run_members(run_id)
 
     def drop_members(self, session_id: str, keep_run_id: str | None = None) -> int:
-        return self.store.drop_members(session_id, keep_run_id)
+        return self._store.drop_members(session_id, keep_run_id)
 
     def renew_lease(self, session_id: str, lease_id: str, until: float, **run: Any) -> bool:
         """Move the lease of run ``lease_id`` to ``until`` (epoch s), written now, not
         coalesced: False when that lease is no longer the session's (taken over, finished)."""
         write = ProgressWrite(
-            session_id, {"run": {"lease_until": until, **run}}, self.clock.next(), {}, lease_id
+            session_id, {"run": {"lease_until": until, **run}}, self._clock.next(), {}, lease_id
         )
-        return session_id not in self.store.write_progress([write])
+        return session_id not in self._store.write_progress([write])
 
     def take_pending(self, session_id: str) -> ProgressWrite | None:
         """Remove and return this process's unflushed progress of a session."""
-        entry = self.flusher.take(session_id)
+        entry = self._flusher.take(session_id)
         if entry is None:
             return None
         return ProgressWrite(session_id, entry.patch, entry.revision, entry.meta, entry.run_id)
 
     def next_revision(self) -> int:
-        return self.clock.next()
+        return self._clock.next()
+
+    # -- the process's plumbing, for health, metrics and shutdown -------------------------
+
+    @property
+    def backend(self) -> str:
+        return self._store.backend
+
+    def ping(self) -> None:
+        """One round trip to the database; raises StoreUnavailable."""
+        self._store.ping()
+
+    @property
+    def stats(self) -> FlusherStats:
+        """The progress flusher's counters (health, metrics)."""
+        return self._flusher.stats
+
+    @property
+    def pending_sessions(self) -> int:
+        """Sessions with progress accepted here and not yet in the database."""
+        return self._flusher.pending_sessions
+
+    def start_background(self) -> None:
+        self._flusher.start()
+
+    def close(self) -> None:
+        """Release pooled connections (gunicorn's master before forking)."""
+        self._store.close()
+
+    def after_fork(self) -> None:
+        """Drop connections inherited from the parent process."""
+        self._store.after_fork()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write pending progress now; True when it all landed."""
+        return self._flusher.flush(timeout)
+
+    def stop(self, timeout: float | None = 5.0) -> dict[str, ProgressWrite]:
+        """Flush and stop the flusher; what could not be written (database down), to be
+        kept for recovery.  Connections are released."""
+        left: dict[str, ProgressWrite] = {}
+        if not self._flusher.stop(timeout):
+            for sid, entry in self._flusher.drain().items():
+                left[sid] = ProgressWrite(
+                    sid, entry.patch, entry.revision, entry.meta, entry.run_id
+                )
+        self._store.close()
+        return left
 
     def update(self, session_id: str, mutate: Callable[[dict[str, Any]], T]) -> T:
         """Read, apply ``mutate`` (in place; may raise to abort), write if nobody else did.
@@ -153,24 +202,24 @@ class SessionStates:
         Retries on a lost compare-and-set.  Errors from ``mutate`` or the store leave this
         process's pending progress where it was.
         """
-        entry = self.flusher.take(session_id)
+        entry = self._flusher.take(session_id)
         try:
             for _ in range(MAX_CAS_ATTEMPTS):
-                stored = self.store.load(session_id)
+                stored = self._store.load(session_id)
                 if stored is None:
                     raise SessionGone(session_id)
-                self.clock.observe(stored.revision)
+                self._clock.observe(stored.revision)
                 state = stored.state
                 if entry is not None:
                     deep_merge(state, entry.patch)
                 result = mutate(state)
                 state["updated_at"] = now_iso()
                 try:
-                    self.store.write_state(
+                    self._store.write_state(
                         session_id,
                         state,
                         expected_revision=stored.revision,
-                        new_revision=self.clock.next(),
+                        new_revision=self._clock.next(),
                     )
                 except RevisionConflict:
                     continue
@@ -178,5 +227,5 @@ class SessionStates:
             raise RevisionConflict(f"{session_id}: too many concurrent writers")
         except BaseException:
             if entry is not None:
-                self.flusher.restore(session_id, entry)
+                self._flusher.restore(session_id, entry)
             raise

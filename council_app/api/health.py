@@ -46,7 +46,7 @@ def health() -> tuple[Response, int]:
     started = time.perf_counter()
     database: dict[str, object]
     try:
-        _checker().submit(svc.store.ping).result(timeout=CHECK_TIMEOUT_S)
+        _checker().submit(svc.states.ping).result(timeout=CHECK_TIMEOUT_S)
         database = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
     except FutureTimeout:
         database = {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_S} s"}
@@ -56,15 +56,15 @@ def health() -> tuple[Response, int]:
     if not ops_allowed():
         # OPS_TOKEN / OPS_BIND: the liveness answer stays public, the detail does not.
         return jsonify({"status": "ok" if ok else "unavailable"}), 200 if ok else 503
-    stats = svc.flusher.stats
+    stats = svc.states.stats
     body = {
         "status": "ok" if ok else "unavailable",
-        "backend": svc.store.backend,
+        "backend": svc.states.backend,
         "database_url": mask_url(svc.settings.database_url),
         "database": database,
         "provider": provider_info(svc.provider).as_dict(),  # offline stand-in? web search?
         "flusher": {
-            "pending_sessions": svc.flusher.pending_sessions,
+            "pending_sessions": svc.states.pending_sessions,
             "interval_ms": svc.settings.state_flush_interval_ms,
             "last_flush_at": stats.last_flush_at,
             "last_error": stats.last_error,

@@ -62,7 +62,7 @@ def parts(store: StateStore) -> Iterator[tuple[StateStore, ProgressFlusher, Sess
 
 def test_thousand_updates_in_one_interval_make_one_write(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     counter = Counting(store)
     for i in range(1000):
         states.progress(s, {"execution_status": {"A": f"step {i}"}, "progress": {"execution": i}})
@@ -78,7 +78,7 @@ def test_thousand_updates_in_one_interval_make_one_write(parts) -> None:
 
 def test_two_hundred_sessions_flush_in_one_statement(parts) -> None:
     store, flusher, states = parts
-    ids = seed(store, states.clock, 200)
+    ids = seed(store, flusher.clock, 200)
     for i, s in enumerate(ids):
         states.progress(s, {"progress": {"execution": i % 101}})
     counter = Counting(store)
@@ -95,7 +95,7 @@ def test_two_hundred_sessions_flush_in_one_statement(parts) -> None:
 
 def test_reads_in_this_process_see_pending_progress(parts) -> None:
     store, _flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, _flusher.clock, 1)
     states.progress(s, {"execution_status": {"A": "Thinking..."}})
     assert store.load(s).state.get("execution_status") is None  # not in the DB yet
     assert states.load(s).state["execution_status"] == {"A": "Thinking..."}
@@ -104,7 +104,7 @@ def test_reads_in_this_process_see_pending_progress(parts) -> None:
 
 def test_immediate_write_folds_pending_progress_in_order(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     states.progress(s, {"execution_status": {"A": "Done"}})
 
     def finish(state: dict) -> None:
@@ -121,7 +121,7 @@ def test_immediate_write_folds_pending_progress_in_order(parts) -> None:
 
 def test_stale_revision_is_rejected_and_counted(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     states.progress(s, {"execution_status": {"A": "Queued"}})  # accepted first...
     other = RevisionClock()  # ...another process writes a newer state meanwhile
     stored = store.load(s)
@@ -138,7 +138,7 @@ def test_stale_revision_is_rejected_and_counted(parts) -> None:
 
 def test_flush_on_stop_writes_what_is_pending(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     states.progress(s, {"progress": {"execution": 42}})
     assert flusher.stop(timeout=5)
     assert store.load(s).state["progress"] == {"execution": 42}
@@ -146,7 +146,7 @@ def test_flush_on_stop_writes_what_is_pending(parts) -> None:
 
 def test_thread_restarts_in_forked_child(parts) -> None:
     store, flusher, states = parts
-    ids = seed(store, states.clock, 2)
+    ids = seed(store, flusher.clock, 2)
     states.progress(ids[0], {"progress": {"execution": 1}})  # starts the parent's thread
     parent_thread = flusher._thread
     assert parent_thread is not None and parent_thread.is_alive()

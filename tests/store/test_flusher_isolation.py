@@ -43,7 +43,7 @@ def test_one_poisoned_entry_among_fifty_sessions_does_not_sink_the_rest(parts, p
     store, flusher, states = parts
     if poison.startswith("NUL") and store.backend != "postgresql":
         pytest.skip("SQLite keeps a NUL inside JSON text")
-    ids = seed(store, states.clock, 50)
+    ids = seed(store, flusher.clock, 50)
     bad = ids[17]
     for i, s in enumerate(ids):
         states.progress(s, POISONS[poison] if s == bad else {"progress": {"execution": i}})
@@ -64,7 +64,7 @@ def test_one_poisoned_entry_among_fifty_sessions_does_not_sink_the_rest(parts, p
 
 def test_external_report_and_run_progress_in_one_interval_both_land(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     run = "run-1"
     states.update(s, lambda doc: doc.update(run={"id": run, "kind": "execute"}))
     accepted = 0
@@ -83,7 +83,7 @@ def test_external_report_and_run_progress_in_one_interval_both_land(parts) -> No
 
 def test_run_progress_is_refused_once_the_run_is_not_current(parts) -> None:
     store, flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, flusher.clock, 1)
     states.update(s, lambda doc: doc.update(run={"id": "new-run"}))
     states.progress(s, {"progress": {"execution": 50}}, run_id="old-run")  # newer revision...
     assert flusher.flush(timeout=5)
@@ -93,7 +93,7 @@ def test_run_progress_is_refused_once_the_run_is_not_current(parts) -> None:
 
 def test_reads_see_both_entries_before_the_flush(parts) -> None:
     store, _flusher, states = parts
-    (s,) = seed(store, states.clock, 1)
+    (s,) = seed(store, _flusher.clock, 1)
     states.update(s, lambda doc: doc.update(run={"id": "r"}))
     states.progress(s, {"execution_status": {"ext": "x"}})
     states.progress(s, {"execution_status": {"A": "Thinking"}}, run_id="r")
