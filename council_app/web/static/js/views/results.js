@@ -284,6 +284,7 @@ export async function renderResults(page, container) {
                     ),
                   )
                 : null,
+              sourcesSection(review),
               review.critique
                 ? h("details", null, h("summary", null, "Full critique"), h("div", { class: "markdown" }, renderMarkdown(review.critique)))
                 : null,
