@@ -53,6 +53,12 @@ class LegacyRow:
     has_state: bool = False
     # Hot keys the embedded backend flushed to SQLite after its last state.json write.
     progress: str | None = None
+    # The old server's database (old_server.py): running cost and tokens, and when its
+    # session_state row was written (against a state.json's updated_at: newer wins).
+    cost_usd: float | None = None
+    total_tokens: int | None = None
+    state_updated_at: datetime | None = None
+    old_server: bool = False  # user_id is users.external_id of the old server's database
 
 
 class LegacyDb:

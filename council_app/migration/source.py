@@ -18,9 +18,20 @@ from typing import Any
 import orjson
 
 from council_app.migration.legacy_db import LegacyDb, LegacyRow
+from council_app.migration.old_server import OldServerDb
 from council_app.session_ids import is_valid_session_id
 from council_app.store.base import SessionRow, hot_part, overlay_hot
 from council_app.store.legacy_files import STATE_FILE, parse_timestamp, session_row
+
+# Either kind of legacy database: our own embedded SQLite, or the old server's tables.
+LegacySource = LegacyDb | OldServerDb
+
+# Where a session's content came from (the summary counts and lists these).
+FROM_FILE = "state.json"
+FROM_DB = "database"
+FROM_DB_NEWER = "database (newer than its state.json)"
+FROM_FILE_NEWER = "state.json (newer than the database)"
+FROM_METADATA = "metadata only (deleted, no state)"
 
 # Lookups in the legacy database go by this many ids at a time.
 LEGACY_LOOKUP_CHUNK = 500
@@ -39,6 +50,7 @@ class Item:
     hot_json: bytes
     compare_at: datetime  # the document's age for "database newer": updated_at or mtime
     meta: SessionRow
+    source: str = FROM_FILE  # FROM_* above
 
     @property
     def size(self) -> int:
@@ -66,7 +78,7 @@ def count_candidates(sessions_dir: Path) -> int:
 
 
 def iter_tree(
-    sessions_dir: Path, legacy: LegacyDb | None, default_user: str
+    sessions_dir: Path, legacy: LegacySource | None, default_user: str
 ) -> Iterator[Item | Failure]:
     """Every session folder of the tree, in directory order (os.scandir: no listing kept)."""
     chunk: list[tuple[str, Path, str]] = []
@@ -96,26 +108,64 @@ def _origin(sessions_dir: Path, name: str) -> str:
 
 
 def _read_chunk(
-    chunk: list[tuple[str, Path, str]], legacy: LegacyDb | None, default_user: str
+    chunk: list[tuple[str, Path, str]], legacy: LegacySource | None, default_user: str
 ) -> Iterator[Item | Failure]:
     rows = legacy.lookup([sid for sid, _, _ in chunk]) if legacy and chunk else {}
     for sid, path, origin in chunk:
+        row = rows.get(sid)
         try:
             raw = path.read_bytes()
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except FileNotFoundError:
             continue  # a folder without state.json (uploads only): the legacy pass decides
         except OSError as e:
+            if row is not None and row.has_state and legacy is not None:
+                yield _from_db(sid, row, legacy, default_user, FROM_DB)
+                continue
             yield Failure(sid, origin, f"unreadable: {e.strerror or e}")
             continue
         try:
-            yield build_item(sid, origin, raw, rows.get(sid), default_user, mtime)
+            item: Item | Failure = build_item(sid, origin, raw, row, default_user, mtime)
         except InvalidState as e:
-            yield Failure(sid, origin, str(e))
+            item = Failure(sid, origin, str(e))
+        if row is not None and row.has_state and legacy is not None:
+            item = _newer(sid, item, row, legacy, default_user)
+        yield item
+
+
+def _newer(
+    sid: str, file_item: Item | Failure, row: LegacyRow, legacy: LegacySource, default_user: str
+) -> Item | Failure:
+    """Both a state.json and a state in the database: the newer by updated_at wins (a tie
+    goes to the database, which the old server's later versions wrote last)."""
+    if isinstance(file_item, Failure):
+        db_item = _from_db(sid, row, legacy, default_user, FROM_DB)
+        return db_item if isinstance(db_item, Item) else file_item
+    db_time = row.state_updated_at or row.updated_at
+    if db_time is not None and db_time < file_item.compare_at:
+        file_item.source = FROM_FILE_NEWER
+        return file_item
+    db_item = _from_db(sid, row, legacy, default_user, FROM_DB_NEWER)
+    return db_item if isinstance(db_item, Item) else file_item
+
+
+def _from_db(
+    sid: str, row: LegacyRow, legacy: LegacySource, default_user: str, source: str
+) -> Item | Failure:
+    origin = f"{legacy.label}: session {sid}"
+    raw = legacy.state_bytes(sid)
+    if raw is None:
+        return Failure(sid, origin, "its state row is empty")
+    try:
+        item = build_item(sid, origin, raw, row, default_user, None)
+    except InvalidState as e:
+        return Failure(sid, origin, f"state in the database: {e}")
+    item.source = source
+    return item
 
 
 def iter_legacy_only(
-    sessions_dir: Path, legacy: LegacyDb, default_user: str
+    sessions_dir: Path, legacy: LegacySource, default_user: str
 ) -> Iterator[Item | Failure]:
     """Sessions the legacy database knows and the tree has no state.json for."""
     for row in legacy.iter_rows():
@@ -125,12 +175,24 @@ def iter_legacy_only(
             continue
         if (Path(sessions_dir) / row.session_id / STATE_FILE).exists():
             continue  # the tree pass handled it (migrated or reported)
+        if row.has_state and isinstance(legacy, OldServerDb):
+            yield _from_db(row.session_id, row, legacy, default_user, FROM_DB)
+            continue
         raw = legacy.state_bytes(row.session_id) if row.has_state else None
         try:
             if raw is None:
+                if row.deleted_at is None:
+                    yield Failure(
+                        row.session_id,
+                        origin,
+                        "metadata without state: no state in the database and no state.json",
+                    )
+                    continue
                 yield metadata_only_item(row, origin, default_user)
             else:
-                yield build_item(row.session_id, origin, raw, row, default_user, None)
+                item = build_item(row.session_id, origin, raw, row, default_user, None)
+                item.source = FROM_DB
+                yield item
         except InvalidState as e:
             yield Failure(row.session_id, origin, f"sessions.state: {e}")
 
@@ -184,7 +246,7 @@ def _with_progress(state: dict[str, Any], progress: str) -> bytes | None:
 
 def metadata_only_item(row: LegacyRow, origin: str, default_user: str) -> Item:
     meta = merge_metadata(row.session_id, {}, row, default_user)
-    return Item(row.session_id, origin, None, b"{}", meta.updated_at, meta)
+    return Item(row.session_id, origin, None, b"{}", meta.updated_at, meta, FROM_METADATA)
 
 
 def merge_metadata(
@@ -194,6 +256,10 @@ def merge_metadata(
     what ``session_row`` derives (status from content, times from the id)."""
     legacy_user = legacy.user_id if legacy and legacy.user_id else None
     row = session_row(sid, state, default_user=legacy_user or default_user)
+    if legacy is not None and legacy.old_server:
+        # The old server's owner is users.external_id; a document's user_id there may be
+        # its internal users.id, so the row decides, and no owner means the default user.
+        row.user_id = legacy_user or default_user
     if row.total_tokens is not None and not -(2**63) <= row.total_tokens < 2**63:
         row.total_tokens = None  # the column is a bigint; the document keeps the value
     if legacy is None:
@@ -211,6 +277,10 @@ def merge_metadata(
         row.updated_at = legacy.updated_at or row.created_at
     if row.deleted_at is None and legacy.deleted_at:
         row.deleted_at = legacy.deleted_at  # a deleted session must not come back
+    if row.cost_usd is None and legacy.cost_usd is not None:
+        row.cost_usd = legacy.cost_usd
+    if row.total_tokens is None and legacy.total_tokens is not None:
+        row.total_tokens = legacy.total_tokens
     return row
 
 

@@ -267,8 +267,10 @@ class StateStore(abc.ABC):
     backend: str
 
     @abc.abstractmethod
-    def create_schema(self) -> None:
-        """Create tables idempotently; safe when several workers start at once."""
+    def create_schema(self, *, adopt_legacy: bool = False) -> None:
+        """Bring the schema to head idempotently; safe when several workers start at once.
+        ``adopt_legacy``: move the old server's tables aside (schema_versions) instead of
+        refusing them."""
 
     @abc.abstractmethod
     def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:

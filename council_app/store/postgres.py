@@ -176,10 +176,13 @@ class PostgresStore(SqlMetadata, StateStore):
 
     # -- schema -------------------------------------------------------------------------
 
-    def create_schema(self) -> None:
+    def create_schema(self, *, adopt_legacy: bool = False) -> None:
+        """Bring the schema to head under the advisory lock.  The old server's tables are
+        moved aside only for the migration tool (``adopt_legacy``): at start they raise
+        SchemaNotUsable, whose message names the command to run."""
         with self._tx(timeout_ms=SCHEMA_TIMEOUT_MS) as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-            schema_versions.upgrade_to_head(conn)
+            schema_versions.upgrade_to_head(conn, adopt_legacy=adopt_legacy)
         self._ensure_gin_index()
 
     def _ensure_gin_index(self) -> None:

@@ -106,10 +106,27 @@ class SqliteFileStore(SqlMetadata, StateStore):
     def close(self) -> None:
         self.engine.dispose()
 
-    def create_schema(self) -> None:
+    def create_schema(self, *, adopt_legacy: bool = True) -> None:
+        """Bring the schema to head under SQLite's write lock.  The old server's database
+        under our file name (its working directory) is adopted here: backup copy, its
+        tables moved aside, their sessions carried over (``migration.embedded``)."""
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        legacy = schema_versions.SchemaState.LEGACY
+        backup = None
+        if adopt_legacy:
+            with self._tx() as conn:
+                found = schema_versions.check(conn).state
+            if found is legacy:
+                from council_app.migration import embedded  # the migration's one code path
+
+                # Before the write lock: SQLite's backup cannot read a database its own
+                # connection is writing.  Racing workers may each make one; both are whole.
+                backup = embedded.make_backup(self.engine.url.database or "")
         with self._tx(write=True) as conn:
-            schema_versions.upgrade_to_head(conn)
+            if backup is not None and schema_versions.check(conn).state is legacy:
+                embedded.adopt(conn, self.settings, backup)
+            else:
+                schema_versions.upgrade_to_head(conn)
 
     # -- reads --------------------------------------------------------------------------
 

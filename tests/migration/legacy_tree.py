@@ -257,7 +257,7 @@ def write_mixed_tree(root: Path, good: int = 6) -> MixedTree:
         tree.legacy_only.append(sid)
     sid = next_id()
     rows.append((sid, None, "metadata only", "idle", "input", "2025-12-11T09:00:00", None, None))
-    tree.legacy_metadata_only.append(sid)
+    tree.failing[sid] = "no state"  # metadata with no state anywhere is never "migrated"
     sid = next_id()
     rows.append((sid, "dave", "bad legacy", None, None, None, None, "{not json"))
     tree.failing[sid] = "invalid JSON"
