@@ -12,6 +12,8 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from council_app.api.openapi import doc
+
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
 _OWN_ASSETS = Path(__file__).resolve().parent / "docs_assets"
@@ -34,6 +36,8 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
+_TEXT = {"type": "string"}
+
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -53,6 +57,11 @@ PAGE = """<!doctype html>
 
 
 @bp.get("/docs")
+@doc(
+    "Interactive documentation of this API (Swagger UI, served from this server)",
+    tags=["operations"],
+    responses={200: {"description": "The page", "content": {"text/html": {"schema": _TEXT}}}},
+)
 def page() -> Response:
     response = Response(PAGE, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -60,6 +69,17 @@ def page() -> Response:
 
 
 @bp.get("/docs/assets/<name>")
+@doc(
+    "A file of the documentation page (Swagger UI's script, style sheet and icons)",
+    tags=["operations"],
+    responses={
+        200: {
+            "description": "The file",
+            "content": {t: {"schema": _TEXT} for t in ("text/javascript", "text/css", "image/png")},
+        }
+    },
+    errors=(404,),
+)
 def asset(name: str) -> Response:
     if name in _OWN_FILES:
         response = send_from_directory(_OWN_ASSETS, name, max_age=3600)

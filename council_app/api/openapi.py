@@ -405,9 +405,17 @@ def _with_agent_cap(app: Flask) -> dict[str, dict[str, Any]]:
     return {**SCHEMAS, "Council": {**council, "properties": properties}}
 
 
+def _door_blueprints(app: Flask) -> set[str | None]:
+    """Blueprints whose requests pass ``door.check_request`` (422 for unstorable input)."""
+    from council_app.api.door import check_request
+
+    return {name for name, funcs in app.before_request_funcs.items() if check_request in funcs}
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document for every rule in ``app.url_map``."""
     paths: dict[str, dict[str, Any]] = {}
+    door = _door_blueprints(app)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         path, path_params = _path_and_params(rule)
         view = app.view_functions.get(rule.endpoint)
@@ -421,6 +429,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 f"_{method.lower()}" if len(methods) > 1 else ""
             )
             op.setdefault("tags", [rule.endpoint.partition(".")[0]])
+            if rule.endpoint.partition(".")[0] in door and "422" not in op["responses"]:
+                # The door refuses what the stores cannot keep, on every operation.
+                op["responses"] = {
+                    **op["responses"],
+                    "422": {"$ref": "#/components/responses/E422"},
+                }
             params = path_params + list(meta.get("parameters", []))
             if params:
                 op["parameters"] = params
