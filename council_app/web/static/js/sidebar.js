@@ -244,6 +244,8 @@ export function startSidebar() {
   }
 
   onRoute(({ sessionId }) => {
+    // Only the open page keeps its entry fresh; the others go back to what the list says.
+    for (const id of [...live.keys()]) if (id !== sessionId) live.delete(id);
     closeSidebar();
     highlightSession(sessionId);
   });
