@@ -5,9 +5,9 @@ Works with and without --preload:
 * the master sets up ``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client
   (a private temp dir, removed on exit, unless the environment names one: then its old
   files are wiped at start) and drops dead workers' live gauges in ``child_exit``;
-* a preloaded master closes its database connections before forking, and every worker
-  disposes the engine it inherited (``post_fork``) and starts its own progress flusher
-  (``post_worker_init``);
+* a preloaded master closes its database connections before forking; every worker drops
+  the engine it inherited by itself (``os.register_at_fork`` in ``SessionStates``) and
+  starts its flusher, lease sweeper and start-up retry (``post_worker_init``);
 * each worker flushes pending progress and releases its connections on its way out
   (``worker_exit``), within ``graceful_timeout``.
 """
@@ -127,12 +127,6 @@ def when_ready(server: Any) -> None:
     svc = _services()
     if svc is not None:
         svc.states.close()
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    svc = _services()  # only set when the app was preloaded in the master
-    if svc is not None:
-        svc.states.after_fork()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -8,6 +8,8 @@ and the write is durable when it returns.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -34,6 +36,12 @@ class SessionGone(LookupError):
     """The session has no state (never existed, or hard-deleted meanwhile)."""
 
 
+def _after_fork(ref: weakref.ref[StateStore]) -> None:
+    store = ref()
+    if store is not None:
+        store.after_fork()
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -45,6 +53,10 @@ class SessionStates:
         self._store = store
         self._flusher = flusher
         self._clock = clock
+        # A forked child (gunicorn worker of a preloaded app) must not use the parent's
+        # pooled connections: the store drops them in the child, whoever forks.
+        ref = weakref.ref(store)
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def create(self, row: SessionRow, state: dict[str, Any]) -> None:
         self._store.create_session(row, state, self._clock.next())

@@ -139,7 +139,8 @@ class CouncilWorkflow(StepsBase):
             state["current_step"] = "edit"
             return council
 
-        return self._update(sid, apply)
+        applied: dict[str, Any] = self._update(sid, apply)
+        return applied
 
     # -- runs (runs.py executes every LLM step as a leased run) ------------------------
 

@@ -311,8 +311,8 @@ def _review_ask(ask: Ask, member: Member) -> Outcome:
     name = member.name
     others = [p for p in successful_results(ask.state) if p.get("agent_name") != name]
     if not others:  # nobody else's proposal to review: never score your own
-        entry = {"reviewer": name, "error": "no proposal from another agent to review"}
-        return Outcome({**entry, "skipped": True}, MemberState.SKIPPED, "Skipped")
+        skipped = {"reviewer": name, "error": "no proposal from another agent to review"}
+        return Outcome({**skipped, "skipped": True}, MemberState.SKIPPED, "Skipped")
     shown = [(int(p["proposal_id"]), p.get("response", "")) for p in others]
     try:
         completion = ask.call(

@@ -169,7 +169,7 @@ class Runs(StepsBase):
             started.update(copy.deepcopy(state))
             return "accepted", state["run"]["root"]
 
-        outcome = self._update(sid, begin)
+        outcome: tuple[str, Any] = self._update(sid, begin)
         if outcome[0] == "accepted":
             self._launch(sid, spec, started)
         return outcome
@@ -488,7 +488,7 @@ class Runs(StepsBase):
             state["run"] = run
             return "cancelling"
 
-        outcome = self._update(sid, request)
+        outcome: str = self._update(sid, request)
         with self._lock:
             live = self._live.get(sid)
         if live is not None:  # this process holds it: stop now, not at the next poll
