@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council_app import recovery
-from council_app.domain import FINISHED_MEMBER_STATES, RUNNING, MemberState
+from council_app.domain import (
+    FINISHED_MEMBER_STATES,
+    RUNNING,
+    MemberState,
+    RunKind,
+    SessionStatus,
+    Step,
+)
 from council_app.providers import Completion, ProviderError
 from council_app.providers.base import ProviderCancelled
 from council_app.settings import Settings
@@ -77,6 +84,27 @@ def lease_expired(hot: dict[str, Any], now: float | None = None) -> bool:
         return True  # running with no lease at all: a crash before the lease existed
     until = run.get("lease_until")
     return not isinstance(until, int | float) or until < (now or time.time())
+
+
+INTERRUPTED = "interrupted: the server running this step stopped before it finished; start it again"
+
+
+def _interrupt(state: dict[str, Any], spec: StepSpec) -> None:
+    """Leave a running status that no run owns: the step's failure status, saying why."""
+    if spec.kind == RunKind.SYNTHESIZE:  # the reviews stay usable
+        state["status"] = SessionStatus.REVIEW_COMPLETE
+        state["current_step"] = Step.REVIEW
+    else:
+        state["status"] = _FAILED[spec.kind]
+    state[spec.error_key] = INTERRUPTED
+    state["run"] = None
+
+
+_FAILED = {
+    RunKind.BUILD: SessionStatus.BUILD_ERROR,
+    RunKind.EXECUTE: SessionStatus.EXECUTION_ERROR,
+    RunKind.REVIEW: SessionStatus.REVIEW_ERROR,
+}
 
 
 class Stopped(Exception):
@@ -551,16 +579,14 @@ class Runs(StepsBase):
             now = time.time()
             run = state.get("run") if isinstance(state.get("run"), dict) else None
             if run is None or run.get("kind") != spec.kind or not run.get("root"):
-                # Running with no lease (a crash before leases existed): a fresh run.
-                run = {
-                    "root": uuid.uuid4().hex,
-                    "kind": spec.kind,
-                    "started_at": now,
-                    "deadline": now + self.settings.run_deadline_seconds,
-                    "cancel": False,
-                    "takeovers": 0,
-                    "tokens_at_start": state.get("tokens"),
-                }
+                # No run record this version wrote (an older server's crash, a migrated
+                # document): nothing says it is recent, so no LLM call is made on its
+                # behalf.  It is marked interrupted; the user starts the step again.
+                _interrupt(state, spec)
+                log.warning(
+                    "Session %s was %s with no lease: marked interrupted", sid, spec.running
+                )
+                return False
             state["run"] = {
                 **run,
                 "id": uuid.uuid4().hex,

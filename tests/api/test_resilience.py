@@ -139,8 +139,7 @@ def test_expired_lease_is_taken_over_and_finishes_without_a_client(app, client, 
 def test_sweeper_takes_over_dead_runs_nobody_polls(app, client, svc) -> None:
     sid = start_session(client)
     assert svc.workflow.join(sid, 30)
-    # A run with no lease at all (a crash before leases existed) is adopted too.
-    _plant_dead_run(svc, sid, "reviewing", "review")
+    _plant_dead_run(svc, sid, "reviewing", "review", root="root-of-a-dead-review")
     store = build_store(svc.settings)
     try:
         assert store.running_sessions() == [sid]
@@ -150,6 +149,34 @@ def test_sweeper_takes_over_dead_runs_nobody_polls(app, client, svc) -> None:
         row = store.get_session(sid)
         assert row is not None and row.status == "review_complete"
         assert store.load(sid).state["peer_reviews"]
+    finally:
+        store.close()
+
+
+def test_a_running_status_no_run_owns_is_marked_interrupted_without_llm_calls(
+    app, client, svc
+) -> None:
+    """An older server's crash or a migrated document: nothing says it is recent, so the
+    sweeper makes no LLM call for it; the user starts the step again."""
+    sid = start_session(client)
+    assert svc.workflow.join(sid, 30)
+    calls = len(client.get(f"/api/sessions/{sid}/logs").json["logs"])
+    store = build_store(svc.settings)
+    try:
+        stored = store.load(sid)
+        doc = {**stored.state, "status": "reviewing", "current_step": "review", "run": None}
+        store.write_state(
+            sid, doc, expected_revision=stored.revision, new_revision=svc.clock_next()
+        )
+        assert svc.workflow.sweep_expired() == 0
+        assert store.running_sessions() == []
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "review_error"
+        assert status["review_error"].startswith("interrupted")
+        assert len(client.get(f"/api/sessions/{sid}/logs").json["logs"]) == calls
+        assert client.post(f"/api/sessions/{sid}/peer_review").status_code == 200
+        assert svc.workflow.join(sid, 30)
+        assert client.get(f"/api/sessions/{sid}/status").json["status"] == "review_complete"
     finally:
         store.close()
 
