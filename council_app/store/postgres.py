@@ -120,6 +120,7 @@ class PostgresStore(SqlMetadata, StateStore):
             connect_args=_connect_args(settings, PING_TIMEOUT_S, PING_TIMEOUT_S),
         )
         event.listen(self.engine, "checkin", _drop_deadline_override)
+        event.listen(self.engine, "before_cursor_execute", _send_timeouts_first, retval=True)
         self._breaker = HangBreaker()
         self._pid = os.getpid()
         self._views = ViewReader()  # /summary, /results: large values as cached JSON text
@@ -143,15 +144,17 @@ class PostgresStore(SqlMetadata, StateStore):
                 raw.answer_timeout_s = answer_timeout_s(timeout_ms)
             try:
                 with conn.begin():
-                    cursor = conn.connection.cursor()
+                    # Sent with the transaction's first statement (_send_timeouts_first):
+                    # no round trip of their own, on every request.
+                    info = conn.info  # kept: an invalidated connection no longer has it
+                    info[_PENDING_TIMEOUTS] = (
+                        f"SET LOCAL statement_timeout = {int(statement_ms)}; "
+                        f"SET LOCAL lock_timeout = {int(lock_ms)}; "
+                    )
                     try:
-                        cursor.execute(
-                            f"SET LOCAL statement_timeout = {int(statement_ms)}; "
-                            f"SET LOCAL lock_timeout = {int(lock_ms)}"
-                        )
+                        yield conn
                     finally:
-                        cursor.close()
-                    yield conn
+                        info.pop(_PENDING_TIMEOUTS, None)
             finally:
                 if timeout_ms is not None and raw is not None:
                     raw.__dict__.pop("answer_timeout_s", None)
@@ -401,6 +404,31 @@ def _mapped_errors() -> Iterator[None]:
         if not isinstance(e, SQLAlchemyError):
             raise
         raise StoreError(f"storage error: {_reason(e)}") from e
+
+
+_PENDING_TIMEOUTS = "council_pending_set_local"
+
+
+def _send_timeouts_first(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """Put a transaction's ``SET LOCAL`` timeouts in front of its first statement: one
+    simple query, one round trip (psycopg2 interpolates parameters client-side and returns
+    the last statement's result).  A server-side cursor (DECLARE ... FOR) cannot take a
+    prefix: the timeouts go ahead of it on their own cursor."""
+    prefix = conn.info.pop(_PENDING_TIMEOUTS, None)
+    if not prefix:
+        return statement, parameters
+    if getattr(cursor, "name", None):
+        with cursor.connection.cursor() as plain:
+            plain.execute(prefix)
+        return statement, parameters
+    return prefix + statement, parameters
 
 
 def _reason(e: Exception) -> str:
