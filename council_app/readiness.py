@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from council_app import recovery
+from council_app.settings import ConfigError
 from council_app.store.base import StateStore, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Readiness:
     def __init__(self, store: StateStore, sessions_dir: Path) -> None:
         self._store = store
         self._sessions_dir = Path(sessions_dir)
+        check_sessions_dir(self._sessions_dir)
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -86,6 +89,19 @@ class Readiness:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def check_sessions_dir(path: Path) -> None:
+    """SESSIONS_DIR must be a writable directory: every run reads the uploads' text there and
+    writes the LLM call log (with several hosts: the same shared directory on all of them).
+    Checked at start, so a wrong mount fails with one line instead of failing runs later."""
+    probe = path / f".write-check-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"SESSIONS_DIR={path} is not a writable directory: {e}") from e
 
 
 @contextlib.contextmanager

@@ -233,3 +233,13 @@ def test_recovery_replay_runs_in_one_process_at_a_time(backend_settings: Setting
         assert not record.exists()
     finally:
         store.close()
+
+
+def test_start_refuses_a_sessions_dir_it_cannot_write(tmp_path: Path) -> None:
+    from council_app.settings import ConfigError
+    from tests.conftest import sqlite_settings
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where SESSIONS_DIR should be")
+    with pytest.raises(ConfigError, match="SESSIONS_DIR"):
+        make_app(sqlite_settings(tmp_path, sessions_dir=blocker))
