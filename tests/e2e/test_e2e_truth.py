@@ -720,3 +720,29 @@ def test_when_every_member_fails_each_reason_shows_once(
     expect(page.locator("[data-testid=retry-failed]")).to_have_text("Retry the failed ones")
     expect(page.get_by_role("button", name="Run again")).to_be_hidden()
     shots(page, "every-member-failed")
+
+
+@pytest.mark.e2e
+def test_new_controls_work_from_the_keyboard(user_page: tuple[Page, Any, str]) -> None:
+    page, _, _ = user_page
+    sid = new_session(page, "Can I do all of this without a mouse?")
+    names = council_with(page, sid, fail_index=0)
+    run_to(page, sid, "execute")
+    page.goto(f"/s/{sid}/run")
+    header = page.locator("[data-testid=session-status]")
+    expect(header).to_have_text("Partly complete")
+    # The provider detail opens with Enter on its summary.
+    summary = page.locator("[data-testid=agent-error] details summary").first
+    summary.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=agent-error] details pre").first).to_be_visible()
+    # Retry with Enter; the sidebar search takes typed text.
+    page.locator("[data-testid=retry-failed]").focus()
+    page.keyboard.press("Enter")
+    expect(header).to_have_text("Partly complete", timeout=30_000)
+    page.locator("[data-testid=session-search]").focus()
+    page.keyboard.type("without a mouse")
+    expect(page.locator("li.session-item")).to_have_count(1)
+    page.keyboard.press("Tab")
+    expect(page.locator("li.session-item a.session-link")).to_be_focused()
+    assert names[0] in page.locator("[data-testid=execution-text]").inner_text()
