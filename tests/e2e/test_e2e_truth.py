@@ -503,7 +503,9 @@ def test_export_print_and_follow_up(user_page: tuple[Page, Any, str], shots: Sho
     assert question in prompt and "Budget: 3 people" in prompt
     shots(page, "follow-up")
     page.locator("[data-testid=follow-up-of]").click()
-    expect(page.locator("[data-testid=follow-up-link]")).to_have_attribute("href", f"/s/{child}")
+    child_link = page.locator("[data-testid=follow-up-link]")
+    expect(child_link).to_have_attribute("href", f"/s/{child}")
+    expect(child_link).to_have_text(re.compile(r"^.And if we only have two people\?.$"))
     shots(page, "parent-links-follow-up")
 
 

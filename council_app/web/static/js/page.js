@@ -179,6 +179,19 @@ function drawLinks(page) {
       : null,
   );
   page.header.links.hidden = !parent && !children.length;
+  // Name the linked sessions by their questions once known (a deleted one keeps "#n").
+  for (const link of page.header.links.querySelectorAll("a[href^='/s/']")) {
+    const id = decodeURIComponent(link.getAttribute("href").slice(3));
+    api
+      .summary(id)
+      .then((other) => {
+        if (page.isCurrent() && other && other.question) {
+          link.title = other.question;
+          link.textContent = `“${truncate(other.question, 60)}”`;
+        }
+      })
+      .catch(() => {});
+  }
 }
 
 function updateHeader(page) {
