@@ -31,7 +31,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +48,7 @@ from council_app.providers.base import ProviderCancelled
 from council_app.settings import Settings
 from council_app.state import SessionGone, SessionStates
 from council_app.store.base import MemberCheckpoint, StoreError, StoreUnavailable, deep_merge
+from council_app.workflow import llm_pool
 from council_app.workflow.base import StepsBase, refuse_if_running
 from council_app.workflow.costs import CostMeter
 from council_app.workflow.errors import PrerequisiteMissing, StepConflict
@@ -314,9 +314,10 @@ class Runs(StepsBase):
             self._checkpoint(live, member, outcome, usage)
             self._report(live, members, outcomes, meter, [member.name])
 
-        workers = max(1, min(self.settings.council_max_parallel, len(todo)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{sid}-m") as pool:
-            list(pool.map(one, todo))
+        # The process's bounded pool (LLM_MAX_CONCURRENCY), not a pool per run.
+        llm_pool.run_members(
+            todo, one, self.settings.council_max_parallel, self.settings.llm_max_concurrency
+        )
 
         finished_all = all(o is not None for o in outcomes)
         stopped = live.stop_reason()
@@ -671,11 +672,14 @@ class Runs(StepsBase):
         deadline = time.monotonic() + timeout
         self.join(sid, timeout)
         while True:
-            stored = self.states.load(sid)
-            if stored is None:
+            found = self.states.hot(sid)  # small: the run record is a hot key
+            if found is None:
                 raise SessionGone(sid)
-            run = stored.state.get("run")
+            run = found[1].get("run")
             if not (isinstance(run, dict) and run.get("root") == root):
+                stored = self.states.load(sid)
+                if stored is None:
+                    raise SessionGone(sid)
                 return stored.state
             if time.monotonic() >= deadline:
                 return None
