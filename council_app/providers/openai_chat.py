@@ -366,10 +366,13 @@ class OpenAIChatProvider:
             raise self._error(error, call, gave_up=True) from error
         if wait is None:
             wait = min(8.0, 0.5 * 2**attempt) + random.uniform(0, 0.25)
-        wait = min(wait, self.max_retry_wait_s)
         left = call.deadline - time.monotonic()
-        if wait >= left:
-            raise self._error(error, call, gave_up=True) from error
+        if wait > self.max_retry_wait_s or wait >= left:
+            # The server asks for longer than we may wait: retrying early would only be
+            # refused again, so give up now and say why.
+            failure = self._error(error, call, gave_up=True)
+            failure.args = (f"{failure} (asked to wait {wait:g} s before retrying)",)
+            raise failure from error
         call.retries.append(
             {"attempt": attempt + 1, "reason": self._describe(error, call.model), "wait_s": wait}
         )

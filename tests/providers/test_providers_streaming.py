@@ -140,6 +140,16 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once(fake_server, make_open
     assert time.monotonic() - started < 3  # no 60 s wait, no 5 s wait
     assert len(fake_server.chat_requests()) == 1
     assert caught.value.retries == []
+    assert "asked to wait 60 s" in str(caught.value)
+
+
+def test_retry_after_longer_than_allowed_is_not_cut_short(fake_server, make_openai):
+    fake_server.push(status(429, "quota", retry_after="120"), success("never asked"))
+
+    with pytest.raises(ProviderError, match="asked to wait 120 s"):
+        make_openai(max_retries=2).complete(MESSAGES, model="gpt-4o", task="execute")
+
+    assert len(fake_server.chat_requests()) == 1  # no early retry the server would refuse
 
 
 def test_failed_retries_travel_with_the_error(fake_server, make_openai):
