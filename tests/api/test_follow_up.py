@@ -126,3 +126,18 @@ def test_follow_up_of_an_unfinished_session_carries_what_there_is(
     prompt = json.dumps(logs[0]["prompt"])
     assert "A question nobody ran" in prompt and "had no verdict yet" in prompt
     assert _summary(client, parent)["follow_ups"] == [child]
+
+
+def test_follow_up_with_its_own_upload_of_the_same_name_keeps_both(
+    client: FlaskClient, svc: Services
+) -> None:
+    parent, _ = _finished_parent(client, svc)
+    files = [(io.BytesIO(b"# Notes\nthe-child-says-1234\n"), "notes.md")]
+    child = _ok(_create(client, "Now with new notes", follow_up_of=parent, files=files))
+    assert [f["filename"] for f in child["context_files"]] == ["notes.md"]
+    sid = child["session_id"]
+    _ok(client.post(f"/api/sessions/{sid}/build_council", headers={"X-User-Id": "alice"}))
+    logs = _ok(client.get(f"/api/sessions/{sid}/logs", headers={"X-User-Id": "alice"}))["logs"]
+    prompt = json.dumps(logs[0]["prompt"])
+    assert SECRET in prompt and "the-child-says-1234" in prompt
+    assert "earlier-notes.md" in prompt
