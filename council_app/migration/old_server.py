@@ -25,11 +25,17 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from council_app.migration.legacy_db import LegacyDbError, LegacyRow, _str, _time
 
 LEGACY_PREFIX = "legacy_"
+# What revision 0000 renames (children first): the names --drop-legacy drops.
+LEGACY_TABLES = (
+    ("session_state", "legacy_session_state"),
+    ("sessions", "legacy_sessions"),
+    ("users", "legacy_users"),
+)
 _CHUNK = 500
 
 
 def old_server_prefix(conn: Connection) -> str | None:
-    """"legacy_" when the old tables were moved aside, "" when still in place, else None."""
+    """ "legacy_" when the old tables were moved aside, "" when still in place, else None."""
     insp = inspect(conn)
     for prefix in (LEGACY_PREFIX, ""):
         table = f"{prefix}sessions"
@@ -98,9 +104,7 @@ class OldServerDb:
         join_user = f" LEFT JOIN {self._users} AS u ON u.id = s.user_id" if self._users else ""
         has_state = "t.session_id IS NOT NULL" if self._state else "0 = 1"
         state_time = "t.updated_at" if self._state else "NULL"
-        join_state = (
-            f" LEFT JOIN {self._state} AS t ON t.session_id = s.id" if self._state else ""
-        )
+        join_state = f" LEFT JOIN {self._state} AS t ON t.session_id = s.id" if self._state else ""
         return (
             f"SELECT s.id, {owner}, s.question, s.status, s.current_step, s.created_at, "
             f"s.updated_at, s.is_deleted, s.last_cost_usd, s.last_total_tokens, "
@@ -109,10 +113,12 @@ class OldServerDb:
 
     def _orphans(self) -> str:
         """State rows without a sessions row: content with no metadata is still content."""
+        text_null, time_null = "CAST(NULL AS VARCHAR)", "CAST(NULL AS TIMESTAMP)"
         return (
-            f"SELECT t.session_id, NULL, NULL, NULL, NULL, NULL, t.updated_at, NULL, NULL, "
-            f"NULL, 1 = 1, t.updated_at FROM {self._state} AS t WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {self._sessions} AS s WHERE s.id = t.session_id)"
+            f"SELECT t.session_id, {text_null}, {text_null}, {text_null}, {text_null}, "
+            f"{time_null}, t.updated_at, CAST(NULL AS BOOLEAN), CAST(NULL AS FLOAT), "
+            f"CAST(NULL AS INTEGER), 1 = 1, t.updated_at FROM {self._state} AS t "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self._sessions} AS s WHERE s.id = t.session_id)"
         )
 
     def lookup(self, ids: list[str]) -> dict[str, LegacyRow]:

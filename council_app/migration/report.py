@@ -58,6 +58,9 @@ class Summary:
     listed: dict[str, list[str]] = field(default_factory=dict)
     bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    # Where each carried session's content came from (source.FROM_*): counts, and by id.
+    sources: dict[str, int] = field(default_factory=dict)
+    source_of: dict[str, str] = field(default_factory=dict)
     aborted: str | None = None
     started: float = field(default_factory=time.monotonic)
     elapsed_s: float = 0.0
@@ -66,9 +69,14 @@ class Summary:
         for key, _ in ROWS[self.mode]:
             self.counts.setdefault(key, 0)
 
-    def record(self, session_id: str, outcome: str, origin: str | None = None) -> None:
+    def record(
+        self, session_id: str, outcome: str, origin: str | None = None, source: str | None = None
+    ) -> None:
         self.counts["scanned"] += 1
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if source is not None:
+            self.sources[source] = self.sources.get(source, 0) + 1
+            self.source_of[session_id] = source
         if outcome in LISTED:
             self.listed.setdefault(outcome, []).append(origin or session_id)
 
@@ -99,6 +107,8 @@ class Summary:
             "failures": self.failures,
             **{k: v for k, v in self.listed.items()},
             "notes": self.notes,
+            "sources": self.sources,
+            "source_of": self.source_of,
             "aborted": self.aborted,
             "bytes": self.bytes,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -116,9 +126,19 @@ class Summary:
         for key, label in ROWS[self.mode]:
             out.write(f"  {label:<26}{self.counts.get(key, 0):>9}\n")
         rate = self.counts["scanned"] / self.elapsed_s if self.elapsed_s else 0.0
+        what = "written" if self.mode == "export" and not self.dry_run else "read"
         out.write(
-            f"  {self.bytes / 1e6:.1f} MB in {self.elapsed_s:.1f} s ({rate:.0f} sessions/s)\n"
+            f"  {self.bytes} bytes {what} ({self.bytes / 1e6:.1f} MB) in {self.elapsed_s:.1f} s "
+            f"({rate:.0f} sessions/s)\n"
         )
+        if self.sources:
+            out.write("content from:\n")
+            for source, n in sorted(self.sources.items()):
+                out.write(f"  {source:<40}{n:>9}\n")
+            both = sorted((sid, src) for sid, src in self.source_of.items() if "newer than" in src)
+            if both:
+                out.write("sessions found in both (the newer copy was taken):\n")
+                out.writelines(f"  {sid}: {src}\n" for sid, src in both)
         for note in self.notes:
             out.write(f"note: {note}\n")
         for key, label in ROWS[self.mode]:

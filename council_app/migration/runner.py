@@ -22,8 +22,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from council_app.migration import source, target
-from council_app.migration.legacy_db import LegacyDb
+from council_app.migration.old_server import old_server_prefix
 from council_app.migration.report import Progress, Summary, label_of
+from council_app.migration.source import LegacySource
 from council_app.revisions import RevisionClock
 from council_app.settings import DEV_USER
 from council_app.store.legacy_files import parse_timestamp, state_path, write_json_atomic
@@ -32,6 +33,9 @@ from council_app.store.postgres import PostgresStore
 # A batch also closes once its documents reach this many bytes, so that a tree of large
 # states keeps the same flat memory as one of small states.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+EXPORTED = "exported"
 
 
 class MigrationAborted(Exception):
@@ -125,7 +129,7 @@ def read_ahead(gen: Iterator[Batch]) -> Iterator[Batch]:
         worker.join()
 
 
-def _sources(opts: Options, legacy: LegacyDb | None) -> Iterator[source.Item | source.Failure]:
+def _sources(opts: Options, legacy: LegacySource | None) -> Iterator[source.Item | source.Failure]:
     yield from source.iter_tree(opts.sessions_dir, legacy, opts.default_user)
     if legacy is not None:
         yield from source.iter_legacy_only(opts.sessions_dir, legacy, opts.default_user)
@@ -199,7 +203,7 @@ def _drive(
     exists: bool,
     absent: str,
     opts: Options,
-    legacy: LegacyDb | None,
+    legacy: LegacySource | None,
     summary: Summary,
     progress: Progress,
     out: TextIO | None,
@@ -222,7 +226,7 @@ def _drive(
 def run_migrate(
     store: PostgresStore,
     opts: Options,
-    legacy: LegacyDb | None,
+    legacy: LegacySource | None,
     summary: Summary,
     progress: Progress,
     out: TextIO | None,
@@ -237,7 +241,8 @@ def run_migrate(
     try:
         exists = True
         if opts.dry_run:
-            exists = target.tables_exist(conn)
+            # The old server's tables still in place are not ours: everything is new.
+            exists = target.tables_exist(conn) and old_server_prefix(conn) != ""
             conn.rollback()
         sql = target.MIGRATE_SQL if not opts.dry_run else target.CLASSIFY_SQL
         batcher = _Batcher(conn, sql, opts.force, write=not opts.dry_run)
@@ -254,7 +259,7 @@ def run_migrate(
 def run_verify(
     store: PostgresStore,
     opts: Options,
-    legacy: LegacyDb | None,
+    legacy: LegacySource | None,
     summary: Summary,
     progress: Progress,
     out: TextIO | None,
@@ -290,9 +295,14 @@ def _record(
             summary.fail(item.session_id, item.origin, outcome[1])
             _say(out, verbose, target.FAILED, item.origin)
             continue
-        summary.record(item.session_id, outcome, item.origin)
+        if outcome.startswith(target.MISMATCH + ":"):
+            fields = outcome.split(":", 1)[1].replace(",", ", ")
+            summary.record(item.session_id, target.MISMATCH, f"{item.origin} ({fields})")
+            _say(out, verbose, target.MISMATCH, f"{item.session_id} ({fields})", summary.mode)
+            continue
+        summary.record(item.session_id, outcome, item.origin, item.source)
         summary.bytes += item.size
-        _say(out, verbose, outcome, item.session_id, summary.mode)
+        _say(out, verbose, outcome, f"{item.session_id}  (from {item.source})", summary.mode)
 
 
 def _say(out: TextIO | None, verbose: bool, outcome: str, what: str, mode: str = "migrate") -> None:
@@ -324,6 +334,8 @@ def run_export(
                 _say(out, opts.verbose, target.FAILED, str(path), "export")
                 continue
             summary.record(row.session_id, outcome, str(path))
+            if outcome in (EXPORTED, target.UPDATED) and not opts.dry_run:
+                summary.bytes += path.stat().st_size  # what was written
             _say(out, opts.verbose, outcome, row.session_id, "export")
         for sid, deleted_at in target.iter_tombstones(conn):
             _export_tombstone(sid, deleted_at, opts, summary, out)
@@ -359,6 +371,7 @@ def _export_tombstone(
         if not opts.dry_run:
             try:
                 write_json_atomic(path, {**current, "deleted": True})
+                summary.bytes += path.stat().st_size
             except OSError as e:
                 summary.fail(sid, str(path), f"cannot write: {e.strerror or e}")
                 return
@@ -368,7 +381,7 @@ def _export_tombstone(
 
 def _export_one(path: Path, row: target.DbState, opts: Options) -> str:
     canonical = orjson.dumps(row.state, option=orjson.OPT_SORT_KEYS)
-    outcome = "exported"
+    outcome = EXPORTED
     try:
         raw = path.read_bytes()
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)

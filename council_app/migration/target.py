@@ -113,19 +113,31 @@ CLASSIFY_SQL = text(
     """
 )
 
+# Content, owner, deletion and cost, each against what the source says: "match",
+# "missing", or "mismatch:" and the differing fields ("mismatch:owner,cost").
 VERIFY_SQL = text(
     f"""
-    WITH {_BATCH}
-    SELECT b.i,
+    WITH {_BATCH},
+    cmp AS (
+        SELECT b.i, (m.id IS NULL) AS no_meta,
+            (b.s IS NOT NULL AND t.session_id IS NULL) AS no_state,
+            concat_ws(',',
+                CASE WHEN b.s IS NOT NULL AND t.session_id IS NOT NULL AND NOT {_SAME}
+                     THEN 'content' END,
+                CASE WHEN m.user_id IS DISTINCT FROM b.uid THEN 'owner' END,
+                CASE WHEN (m.deleted_at IS NULL) <> (b.da IS NULL) THEN 'deletion' END,
+                CASE WHEN m.cost IS DISTINCT FROM b.c THEN 'cost' END) AS diff
+        FROM batch AS b
+        LEFT JOIN session_state AS t ON t.session_id = b.i
+        LEFT JOIN sessions AS m ON m.id = b.i
+    )
+    SELECT i,
         CASE
-            WHEN b.s IS NULL THEN CASE WHEN m.id IS NULL THEN 'missing' ELSE 'match' END
-            WHEN t.session_id IS NULL THEN 'missing'
-            WHEN {_SAME} THEN 'match'
-            ELSE 'mismatch'
+            WHEN no_meta OR no_state THEN 'missing'
+            WHEN diff = '' THEN 'match'
+            ELSE 'mismatch:' || diff
         END
-    FROM batch AS b
-    LEFT JOIN session_state AS t ON t.session_id = b.i
-    LEFT JOIN sessions AS m ON m.id = b.i
+    FROM cmp
     """
 )
 

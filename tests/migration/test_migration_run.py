@@ -100,7 +100,7 @@ def test_second_run_changes_nothing(cli: Cli, mixed: MixedTree, pg_url: str) -> 
     assert result.code == 1
     lines = result.out.splitlines()
     for sid in mixed.migratable:
-        assert f"{'unchanged':<26}{sid}" in lines
+        assert any(line.startswith(f"{'unchanged':<26}{sid}  (from ") for line in lines)
     again = cli("--sessions-dir", str(mixed.sessions_dir)).counts
     assert again["unchanged"] == len(mixed.migratable)
     assert again["migrated"] == again["updated"] == again["skipped"] == 0
@@ -192,11 +192,13 @@ def test_verify_lists_altered_and_missing_rows(cli: Cli, mixed: MixedTree, pg_ur
     rows(pg_url, f"DELETE FROM session_state WHERE session_id = '{dropped}'")
     result = cli("--verify", "--sessions-dir", str(mixed.sessions_dir))
     assert result.code == 1
-    assert result.summary["mismatch"] == [str(mixed.sessions_dir / altered / "state.json")]
+    assert result.summary["mismatch"] == [
+        str(mixed.sessions_dir / altered / "state.json") + " (content)"
+    ]
     assert result.summary["missing"] == [str(mixed.sessions_dir / dropped / "state.json")]
     assert result.counts["match"] == len(mixed.migratable) - 2
     table = cli("--verify", "--sessions-dir", str(mixed.sessions_dir), json=False).out
-    assert f"mismatch:\n  {mixed.sessions_dir / altered / 'state.json'}" in table
+    assert f"mismatch:\n  {mixed.sessions_dir / altered / 'state.json'} (content)" in table
 
 
 def test_export_round_trips_and_is_newer_wins(cli: Cli, tmp_path: Path, pg_url: str) -> None:
