@@ -1,7 +1,7 @@
 // The one place that turns the API's typed status into what the UI says. The header, the
 // sidebar entry and the page body all call describeSession(), so they cannot disagree.
-// Member states come from the typed {state, text} the API sends; the legacy words
-// ("Thinking...", "Critique Complete") are read only when the typed field is absent.
+// Member states come from the typed `members[step]` ({state, text, preview}) the API sends;
+// the legacy words ("Thinking...", "Critique Complete") are read only when it is absent.
 
 import { MEMBER_STATES, RUNNING_STATUSES, SESSION_STATUSES } from "/ui/domain.js";
 
@@ -29,13 +29,12 @@ export const RUNNING = new Set(RUNNING_STATUSES);
 
 /** Which member states are final, and which mean work is under way. */
 const FINAL_MEMBER = new Set(["done", "failed", "cancelled", "skipped"]);
-const WORKING_MEMBER = new Set(["thinking", "searching", "streaming"]);
+const WORKING_MEMBER = new Set(["thinking", "searching"]);
 
 export const MEMBER_LABEL = {
   queued: "Queued",
   thinking: "Thinking",
   searching: "Searching the web",
-  streaming: "Writing",
   done: "Done",
   failed: "Failed",
   cancelled: "Cancelled",
