@@ -1,8 +1,8 @@
 """Web search services behind the ``web_search`` tool offered to models on generic endpoints.
 
-SearxNG (self-hosted, ``SEARXNG_URL``, its JSON API) comes first; Tavily (``TAVILY_API_KEY``)
-second.  Both are one HTTP request, made with ``httpx`` (already a dependency of the
-``openai`` client) so each can be pointed at a loopback server in tests.
+SearxNG (self-hosted, ``SEARXNG_URL``, its JSON API) comes first, one GET made with
+``httpx2`` (the openai client's HTTP library); Tavily (``TAVILY_API_KEY``) second, through
+its official client.  Both take a base URL, so tests point them at loopback servers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESULTS = 5
 _SNIPPET_CHARS = 500
-TAVILY_URL = "https://api.tavily.com/search"
+TAVILY_URL = "https://api.tavily.com"
 
 
 class SearchError(Exception):
@@ -65,25 +65,20 @@ class SearxngSearch:
 
 
 class TavilySearch:
-    """Tavily's search API (``POST /search`` with the key as a bearer token)."""
+    """Tavily's search API through its official client (``tavily-python``)."""
 
     name = "tavily"
 
-    def __init__(self, api_key: str, url: str = TAVILY_URL, timeout_s: float = 15.0) -> None:
-        self.url = url
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=3.0),
-            headers={"Authorization": f"Bearer {api_key}"},
-        )
+    def __init__(self, api_key: str, base_url: str | None = None, timeout_s: float = 15.0) -> None:
+        from tavily import TavilyClient
+
+        self.timeout_s = timeout_s
+        self._client = TavilyClient(api_key=api_key, api_base_url=base_url or TAVILY_URL)
 
     def search(self, query: str, max_results: int = MAX_RESULTS) -> list[SearchResult]:
         try:
-            response = self._client.post(
-                self.url, json={"query": query, "max_results": max_results}
-            )
-            response.raise_for_status()
-            data = response.json()
-        except (httpx.HTTPError, ValueError) as e:
+            data = self._client.search(query, max_results=max_results, timeout=self.timeout_s)
+        except Exception as e:  # the client raises its own errors, requests' and plain ones
             raise SearchError(f"Tavily: {type(e).__name__}: {e}") from e
         return _results(data.get("results") if isinstance(data, dict) else None, "content")[
             :max_results

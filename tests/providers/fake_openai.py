@@ -427,6 +427,53 @@ def _response_events(response: dict[str, Any], behaviour: Behaviour) -> list[dic
     return events
 
 
+class FakeTavily:
+    """Tavily's ``POST /search`` on loopback; records each body and Authorization header."""
+
+    def __init__(self, results: list[dict[str, str]]) -> None:
+        self.results = results
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                outer.calls.append((self.headers.get("Authorization") or "", body))
+                if outer.status != 200:
+                    payload: dict[str, Any] = {"detail": {"error": "quota exceeded"}}
+                else:
+                    payload = {"query": body.get("query"), "results": outer.results}
+                data = json.dumps(payload).encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeTavily:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
 class FakeSearxng:
     """A SearxNG-shaped ``GET /search?q=...&format=json`` on loopback."""
 

@@ -110,7 +110,7 @@ def test_refused_stream_options_falls_back_to_plain_streaming(fake_server, make_
 def test_other_400s_are_not_retried(fake_server, make_openai):
     fake_server.push(status(400, "messages must not be empty"))
 
-    with pytest.raises(ProviderError, match="HTTP 400 .*messages must not be empty"):
+    with pytest.raises(ProviderError, match=r"HTTP 400 .*messages must not be empty"):
         make_openai(max_retries=2).complete(MESSAGES, model="m", task="x", reasoning_effort="low")
 
     assert len(fake_server.chat_requests()) == 1

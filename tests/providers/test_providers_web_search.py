@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_openai import FakeSearxng, success, tool_call, url_citation
+from fake_openai import FakeSearxng, FakeTavily, success, tool_call, url_citation
 
 from council_app.providers import OfflineProvider, provider_info
 from council_app.providers.openai_chat import WEB_SEARCH_TOOL, flavour_of
-from council_app.providers.search import SearxngSearch
+from council_app.providers.search import SearchError, SearxngSearch, TavilySearch, make_search
 
 MESSAGES = [
     {"role": "system", "content": "You are a researcher."},
@@ -124,9 +124,7 @@ def test_openrouter_uses_its_web_plugin_and_reports_cost(fake_server, make_opena
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_generic_endpoint_searches_through_tool_calling(
-    fake_server, make_openai, searxng, stream
-):
+def test_generic_endpoint_searches_through_tool_calling(fake_server, make_openai, searxng, stream):
     fake_server.push(
         tool_call("web_search", {"query": "postgresql 17 release notes"}),
         success("It adds incremental backup [1].", prompt_tokens=200, completion_tokens=30),
@@ -222,3 +220,29 @@ def test_offline_stand_in_simulates_search_only_when_asked():
     assert used["tool"] == "web_search" and used["simulated"] is True and used["urls"]
     info = provider_info(offline).as_dict()
     assert info["offline"] is True and "canned" in info["hint"]
+
+
+def test_tavily_is_the_second_choice_through_its_client(fake_server, make_openai):
+    hit = {"title": "Release 17", "url": PG_DOCS, "content": "Incremental backup"}
+    with FakeTavily([hit]) as tavily:
+        search = make_search(None, "tvly-test-key", tavily.base_url)
+        assert isinstance(search, TavilySearch)
+        fake_server.push(tool_call("web_search", {"query": "pg 17"}), success("Done."))
+
+        result = make_openai(search=search).complete(
+            MESSAGES, model="llama3.2", task="execute", web_search=True
+        )
+
+        [(auth, body)] = tavily.calls
+        assert auth == "Bearer tvly-test-key"
+        assert body["query"] == "pg 17" and body["max_results"] == 5
+        assert result.tools_used[0]["urls"] == [PG_DOCS]
+        assert result.tools_used[0]["via"] == "tavily"
+        tavily.status = 432
+        with pytest.raises(SearchError, match="Tavily"):
+            search.search("again")
+
+
+def test_searxng_comes_first_and_nothing_means_no_search():
+    assert isinstance(make_search("http://127.0.0.1:1", "tvly-key"), SearxngSearch)
+    assert make_search(None, None) is None
