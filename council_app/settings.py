@@ -69,6 +69,8 @@ class Settings:
     max_upload_mb: int = 20
     max_content_length_mb: int = 100
     council_max_parallel: int = 5
+    # LLM calls in flight per process, over all runs (workflow/llm_pool.py).
+    llm_max_concurrency: int = 64
     # The old server's users have six-agent councils and no documented cap: keep twice that.
     council_max_agents: int = 12
     council_model: str = "gpt-5.1"
@@ -300,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, 1, 1024),
         max_content_length_mb=_int(env, "MAX_CONTENT_LENGTH_MB", 100, 1, 4096),
         council_max_parallel=_int(env, "COUNCIL_MAX_PARALLEL", 5, 1, 64),
+        llm_max_concurrency=_int(env, "LLM_MAX_CONCURRENCY", 64, 1, 4096),
         council_max_agents=_int(env, "COUNCIL_MAX_AGENTS", 12, 1, 100),
         council_model=env.get("COUNCIL_MODEL", "").strip() or "gpt-5.1",
         chairman_model=env.get("CHAIRMAN_MODEL", "").strip() or None,
