@@ -126,6 +126,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "council_name": _STR,
             "strategy_summary": _STR,
+            # This session's chairman (GET /api/models lists the choices); null: the default
+            "chairman_model": {**_STR, "minLength": 1, "pattern": r"\S", "nullable": True},
             "agents": {
                 "type": "array",
                 "minItems": 1,
