@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # The enums live in council_app/domain.py; these names stay for the modules importing them.
 from council_app.domain import EFFORTS, RUNNING  # noqa: F401
 
@@ -11,11 +13,13 @@ REVIEW_KEYS = ("peer_reviews", "review_status", "aggregated_scores", "review_err
 SYNTHESIZE_KEYS = ("chairman_verdict", "synthesis_error")
 
 
-def clear_from(state: dict, step: str) -> None:
-    """Drop the results and progress of ``step`` and of every step after it."""
+def clear_from(state: dict[str, Any], step: str) -> None:
+    """Drop the results, progress and member states of ``step`` and every step after it."""
     groups = {"execute": 0, "review": 1, "synthesize": 2}
     order = (EXECUTE_KEYS, REVIEW_KEYS, SYNTHESIZE_KEYS)
-    progress = state.get("progress") if isinstance(state.get("progress"), dict) else {}
+    later = ("execute", "review", "synthesize")[groups[step] :]
+    raw = state.get("progress")
+    progress: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for keys in order[groups[step] :]:
         for key in keys:
             state.pop(key, None)
@@ -24,3 +28,7 @@ def clear_from(state: dict, step: str) -> None:
     if step in ("execute", "review"):
         progress.pop("review", None)
     state["progress"] = progress
+    members = state.get("members")
+    if isinstance(members, dict):
+        for kind in later:
+            members.pop(kind, None)
