@@ -19,7 +19,9 @@ from pathlib import Path
 
 from council_app import recovery
 from council_app.settings import ConfigError
+from council_app.startup import EXIT_BOOT_ERROR
 from council_app.store.base import StateStore, StoreError, StoreUnavailable
+from council_app.store.schema_versions import SchemaNotUsable
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,11 @@ class Readiness:
             except StoreError as e:  # not an outage: say so, keep trying (an operator fixes it)
                 log.error("Start-up failed: %s", e)
                 self.last_error = str(e)
+            except SchemaNotUsable as e:
+                # Reachable at last, but not a schema this code can use (the old server's,
+                # or a newer revision): stop as start-up would have (gunicorn halts on 3).
+                log.critical("Database not usable: %s", e)
+                os._exit(EXIT_BOOT_ERROR)
             delay = min(delay * 2, RETRY_MAX_S)
 
     def stop(self) -> None:
