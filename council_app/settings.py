@@ -44,7 +44,9 @@ class Settings:
     db_keepalives_interval_s: int = 2
     db_keepalives_count: int = 3
     state_flush_interval_ms: int = 350
-    state_gin_index: bool = False  # docs/BENCHMARKS.md: it slows every flush, serves no query
+    # The runbook's GIN index for operators' ad-hoc JSONB queries; with fillfactor 50 it
+    # costs a progress flush ~1% and a state write ~7% (docs/BENCHMARKS.md, target 5).
+    state_gin_index: bool = True
     auth_mode: str = "dev"  # dev | token | proxy | jwt | prod (see api/auth.py)
     auth_tokens: tuple[tuple[str, str], ...] = ()  # (user, sha256 digest of the token)
     # proxy / prod: the gateway's header, believed only from these addresses or networks.
@@ -291,7 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_keepalives_interval_s=_int(env, "DB_KEEPALIVES_INTERVAL_S", 2, 1, 600),
         db_keepalives_count=_int(env, "DB_KEEPALIVES_COUNT", 3, 1, 100),
         state_flush_interval_ms=_int(env, "STATE_FLUSH_INTERVAL_MS", 350, 10, 60_000),
-        state_gin_index=_bool(env, "STATE_GIN_INDEX", False),
+        state_gin_index=_bool(env, "STATE_GIN_INDEX", True),
         auth_mode=auth_mode,
         auth_tokens=tokens,
         **_identity(env, auth_mode),

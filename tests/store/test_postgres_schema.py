@@ -45,7 +45,7 @@ def test_schema_created_once_by_racing_workers(pg_url, tmp_path) -> None:
             sa.text("SELECT reloptions FROM pg_class WHERE oid = 'session_state'::regclass")
         ).scalar()
     assert f"fillfactor={SESSION_STATE_FILLFACTOR}" in options
-    assert not _index_exists(stores[0])  # off by default
+    assert _index_exists(stores[0])  # on by default (the runbook's index)
     for s in stores:
         s.close()
 
