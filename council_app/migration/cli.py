@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -295,12 +296,17 @@ def _first_line(e: Exception) -> str:
 
 
 def main(
-    argv: Sequence[str] | None,
-    env: Mapping[str, str],
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the tool; returns the exit status (0 done, 1 sessions failed, 2 refused/aborted)."""
+    """Run the tool; returns the exit status (0 done, 1 sessions failed, 2 refused/aborted).
+
+    Also the ``council-migrate`` console script, which calls it with no arguments: then
+    the command line and the environment are the process's own."""
+    if env is None:
+        env = os.environ  # an entry point, like migrate_state.py: the one place it is read
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = build_parser(env).parse_args(argv)

@@ -28,7 +28,9 @@ def test_old_working_directory_is_adopted_at_start(tmp_path: Path) -> None:
     writer = add_wal_sessions(db, shape)
     try:
         assert all(not main_file_has(db, sid) for sid in shape.wal_only)  # only in -wal
-        stale_file = (tmp_path / "sessions" / shape_id(shape, "newer db") / "state.json").read_bytes()
+        stale_file = (
+            tmp_path / "sessions" / shape_id(shape, "newer db") / "state.json"
+        ).read_bytes()
         with built_app(_settings(tmp_path)) as app:
             client = app.test_client()
             served = count_served(client, shape)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -177,3 +180,25 @@ def test_drop_legacy_after_a_clean_run(pg_url: str, tmp_path: Path) -> None:
     finally:
         store.close()
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_runbook_script_runs_the_same_tool(pg_url: str, tmp_path: Path) -> None:
+    """`python scripts/migrate_state_json_to_db.py` in the old server's directory."""
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    shape = old_sqlite_file(old_dir / "agent_council.db", old_dir / "sessions")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "migrate_state_json_to_db.py"
+    env = {**os.environ, "DATABASE_URL": pg_url, "MIGRATION_ADMIN_EXTERNAL_ID": ADMIN}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, str(script), "--json", "--quiet"],
+        cwd=old_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # the session with no state anywhere
+    assert_carried(CliResult(done.returncode, done.stdout, done.stderr), shape)
