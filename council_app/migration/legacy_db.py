@@ -108,7 +108,7 @@ class LegacyDb:
         the default simply yields None when there is no file (or no sessions table).
         """
         explicit = url is not None
-        raw = url if explicit else DEFAULT_SQLITE_URL
+        raw = url if url is not None else DEFAULT_SQLITE_URL
         try:
             parsed = make_url(raw)
         except ArgumentError:

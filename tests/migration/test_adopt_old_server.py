@@ -134,6 +134,10 @@ def test_old_postgresql_is_refused_at_start_then_upgraded_in_place(
         pass
 
     monkeypatch.chdir(tmp_path)  # no agent_council.db here: the tables are the source
+    dry = run(pg_url, "--sessions-dir", str(tmp_path / "sessions"), "--dry-run")
+    assert dry.counts["migrated"] == len(shape.expect), dry.summary
+    with engine.connect() as conn:
+        assert check(conn).state is SchemaState.LEGACY  # a dry run changes nothing
     result = run(pg_url, "--sessions-dir", str(tmp_path / "sessions"))
     assert_carried(result, shape)
     assert any("moved aside" in n for n in result.summary["notes"])

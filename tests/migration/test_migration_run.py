@@ -214,6 +214,8 @@ def test_export_round_trips_and_is_newer_wins(cli: Cli, tmp_path: Path, pg_url: 
     out_dir = tmp_path / "exported"
     result = cli("--export", "--sessions-dir", str(out_dir))
     assert result.code == 0 and result.counts["exported"] == len(ids)
+    written = sum(p.stat().st_size for p in out_dir.rglob("state.json"))
+    assert result.summary["bytes"] == written > 1_000_000  # the bytes it wrote
     for sid in ids:
         assert canonical((out_dir / sid / "state.json").read_bytes()) == canonical(originals[sid])
     assert cli("--export", "--sessions-dir", str(out_dir)).counts["unchanged"] == len(ids)
