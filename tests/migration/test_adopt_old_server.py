@@ -141,6 +141,9 @@ def test_old_postgresql_is_refused_at_start_then_upgraded_in_place(
     result = run(pg_url, "--sessions-dir", str(tmp_path / "sessions"))
     assert_carried(result, shape)
     assert any("moved aside" in n for n in result.summary["notes"])
+    with engine.connect() as conn:  # the old GIN index went aside with its table
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("legacy_session_state")}
+        assert "legacy_ix_session_state_state_gin" in indexes
     served = serve(pg_url, tmp_path, shape)
     print(served.line("shape 2 (old PostgreSQL upgraded in place)"))
 
