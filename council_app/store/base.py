@@ -357,6 +357,19 @@ class StateStore(abc.ABC):
     def ping(self) -> None:
         """A trivial round trip; raises StoreUnavailable."""
 
+    def last_written(self, session_ids: list[str]) -> dict[str, datetime]:
+        """Which of these sessions have metadata here, and when each was last written.
+
+        The legacy-file fallback asks it in bulk (listings, start-up); this default asks
+        one by one, and the SQL backends override it with one query per 1000 ids.
+        """
+        found: dict[str, datetime] = {}
+        for sid in session_ids:
+            row = self.get_session(sid)
+            if row is not None:
+                found[sid] = row.updated_at
+        return found
+
     def after_fork(self) -> None:  # noqa: B027 - optional hook
         """Drop connections inherited from the parent process."""
 

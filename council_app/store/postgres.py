@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from council_app.settings import Settings
-from council_app.store import legacy_files, pg_deadline, schema_versions
+from council_app.store import pg_deadline, schema_versions
 from council_app.store.base import (
     ProgressWrite,
     RevisionConflict,
@@ -246,7 +246,8 @@ class PostgresStore(SqlMetadata, StateStore):
         meta = meta_from_state(state)
         with self._tx() as conn:
             if expected_revision == 0:
-                # First write of a session read from a legacy file: insert, or lose the race.
+                # A session whose metadata exists without a document (LegacyFileFallback
+                # adopts file-only sessions with create_session): insert, or lose the race.
                 result = conn.execute(
                     text(
                         "INSERT INTO session_state (session_id, state, progress, revision, "
@@ -263,7 +264,6 @@ class PostgresStore(SqlMetadata, StateStore):
                 )
                 if result.rowcount == 0:
                     raise RevisionConflict(session_id)
-                self._ensure_meta_row(conn, session_id, state)
             else:
                 result = conn.execute(
                     update(session_state)
@@ -289,25 +289,6 @@ class PostgresStore(SqlMetadata, StateStore):
                     updated_at=now,
                 )
             )
-
-    def _ensure_meta_row(self, conn: Connection, session_id: str, state: dict[str, Any]) -> None:
-        legacy = legacy_files.session_row(session_id, state)
-        conn.execute(
-            text(
-                "INSERT INTO sessions (id, user_id, question, status, current_step, created_at, "
-                "updated_at) VALUES (:id, :user, :q, :status, :step, :created, :updated) "
-                "ON CONFLICT (id) DO NOTHING"
-            ),
-            {
-                "id": session_id,
-                "user": legacy.user_id,
-                "q": legacy.question,
-                "status": legacy.status,
-                "step": legacy.current_step,
-                "created": legacy.created_at,
-                "updated": legacy.updated_at,
-            },
-        )
 
     def write_progress(self, writes: list[ProgressWrite]) -> list[str]:
         if not writes:

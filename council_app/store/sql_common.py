@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from council_app.domain import RUNNING
-from council_app.store import legacy_files
 from council_app.store.base import MemberCheckpoint, SessionRow, meta_from_state
 from council_app.store.schema import run_members, session_state, sessions, utcnow
 from council_app.store.spend_sql import SpendSql
@@ -47,7 +47,6 @@ class SqlMetadata(SpendSql):
 
     sessions_dir: Path
     backend: str
-    _legacy: legacy_files.LegacyIndex
 
     def _tx(self, write: bool = False) -> AbstractContextManager[Connection]:
         raise NotImplementedError
@@ -55,10 +54,7 @@ class SqlMetadata(SpendSql):
     def get_session(self, session_id: str) -> SessionRow | None:
         with self._tx() as conn:
             row = conn.execute(_GET_SESSION, {"sid": session_id}).first()
-        if row is not None:
-            return SessionRow.from_db(row)
-        legacy = legacy_files.read_state(self.sessions_dir, session_id)
-        return None if legacy is None else legacy_files.session_row(session_id, legacy)
+        return None if row is None else SessionRow.from_db(row)
 
     def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
         query = (
@@ -69,30 +65,28 @@ class SqlMetadata(SpendSql):
         )
         with self._tx() as conn:
             rows = [SessionRow.from_db(r) for r in conn.execute(query)]
-        return self._legacy.merge(rows, self._ids_in_db, user_id, limit, offset)
+        return rows[offset : offset + limit]
 
     def running_sessions(self) -> list[str]:
         with self._tx() as conn:
             return list(conn.execute(_RUNNING).scalars())
 
-    def _ids_in_db(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def last_written(self, session_ids: list[str]) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
         with self._tx() as conn:
-            for i in range(0, len(ids), 1000):
-                chunk = ids[i : i + 1000]
-                found.update(
-                    conn.execute(select(sessions.c.id).where(sessions.c.id.in_(chunk))).scalars()
+            for i in range(0, len(session_ids), 1000):
+                chunk = session_ids[i : i + 1000]
+                query = select(sessions.c.id, sessions.c.updated_at).where(
+                    sessions.c.id.in_(chunk)
                 )
+                found.update({r.id: r.updated_at for r in conn.execute(query)})
         return found
 
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         with self._tx() as conn:
             row = conn.execute(_LOAD_HOT, {"sid": session_id}).first()
         if row is None:
-            legacy = legacy_files.read_state(self.sessions_dir, session_id)
-            if legacy is None:
-                return None
-            return legacy_files.session_row(session_id, legacy), legacy
+            return None
         return SessionRow.from_db(row), dict(row.progress or {})
 
     @staticmethod

@@ -81,7 +81,6 @@ class SqliteFileStore(SqlMetadata, StateStore):
         )
         _install_sqlite_pragmas(self.engine)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._legacy = legacy_files.LegacyIndex(self.sessions_dir)
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:
@@ -138,7 +137,8 @@ class SqliteFileStore(SqlMetadata, StateStore):
                 )
             ).first()
             legacy_text = None
-            state = legacy_files.read_state(self.sessions_dir, session_id)
+            # No row: a file alone is LegacyFileFallback's business, not this backend's.
+            state = None if row is None else legacy_files.read_state(self.sessions_dir, session_id)
             if state is None:
                 legacy_text = conn.execute(
                     select(sessions.c.state).where(sessions.c.id == session_id)
@@ -206,19 +206,7 @@ class SqliteFileStore(SqlMetadata, StateStore):
                 "total_tokens": meta["total_tokens"],
                 "updated_at": now,
             }
-            done = conn.execute(
-                update(sessions).where(sessions.c.id == session_id).values(**meta_values)
-            )
-            if done.rowcount == 0:
-                legacy = legacy_files.session_row(session_id, state)
-                conn.execute(
-                    insert(sessions).values(
-                        id=session_id,
-                        user_id=legacy.user_id,
-                        created_at=legacy.created_at,
-                        **meta_values,
-                    )
-                )
+            conn.execute(update(sessions).where(sessions.c.id == session_id).values(**meta_values))
 
     def write_progress(self, writes: list[ProgressWrite]) -> list[str]:
         if not writes:
@@ -269,22 +257,7 @@ class SqliteFileStore(SqlMetadata, StateStore):
             row = conn.execute(
                 select(sessions.c.deleted_at).where(sessions.c.id == session_id)
             ).first()
-            if row is None:
-                legacy = legacy_files.read_state(self.sessions_dir, session_id) or {}
-                meta = legacy_files.session_row(session_id, legacy)
-                conn.execute(
-                    insert(sessions).values(
-                        id=session_id,
-                        user_id=meta.user_id,
-                        question=meta.question,
-                        status=meta.status,
-                        current_step=meta.current_step,
-                        created_at=meta.created_at,
-                        updated_at=now,
-                        deleted_at=now,
-                    )
-                )
-            elif row.deleted_at is None:
+            if row is not None and row.deleted_at is None:
                 conn.execute(
                     update(sessions)
                     .where(sessions.c.id == session_id)

@@ -1,0 +1,200 @@
+"""The state-file mirror: every step write on PostgreSQL copied to its ``state.json``.
+
+The runbook's rollback is "unset DATABASE_URL and restart": the embedded backend then
+serves ``sessions/<id>/state.json`` files (``legacy_fallback.py`` picks up the ones it has
+no row for).  So while PostgreSQL is in charge, ``StateFileMirror`` keeps those files
+current with every *step* write (``create_session``, ``write_state``, deletion), not with
+progress flushes (``write_progress`` passes straight through: they are the hot path, and
+the next step write carries their keys anyway).
+
+The request thread only serialises the document (orjson, indented like the old server's
+files) and hands the bytes over; a daemon thread per process (started lazily, again after
+a fork) writes them atomically (temp file, fsync, rename).  Writes are coalesced per
+session: only the newest pending version is written.  A failed write is logged and
+counted, never raised: the database write it copies has succeeded.  ``flush(timeout)``
+waits for the queue to drain (called by ``close`` at shutdown).
+
+A soft-deleted session's file says ``deleted: true`` (a rollback keeps it deleted); a hard
+delete removes the file.  A document without ``user_id`` (migrated from an old file) gets
+its owner from the metadata row, so the rollback lists it for the right person.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from council_app.store import legacy_files
+from council_app.store.base import SessionRow, StateStore
+from council_app.store.decorator import StoreDecorator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What to do to one session's file: write ``payload`` (owner maybe missing), or mark it
+    deleted (``tombstone``), or remove it (``remove``)."""
+
+    payload: bytes | None = None
+    has_owner: bool = True
+    tombstone: bool = False
+    remove: bool = False
+
+
+class StateFileMirror(StoreDecorator):
+    def __init__(self, inner: StateStore, sessions_dir: Path) -> None:
+        super().__init__(inner)
+        self.sessions_dir = Path(sessions_dir)
+        self.written = 0
+        self.failures = 0
+        self._owners: dict[str, str] = {}
+        self._reset_for_process()
+        ref = weakref.ref(self)
+        os.register_at_fork(
+            after_in_child=lambda: (m := ref()) is not None and m._reset_for_process()
+        )
+
+    def _reset_for_process(self) -> None:
+        """A fresh queue, lock and (lazy) thread: a forked child inherits none of the
+        parent's, and the parent's pending writes stay the parent's to do."""
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Job] = {}
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._stopping = False
+
+    # -- the writes it copies -------------------------------------------------------------
+
+    def create_session(self, row: SessionRow, state: dict[str, Any], revision: int) -> None:
+        self.inner.create_session(row, state, revision)
+        self._owners[row.session_id] = row.user_id
+        self._submit(row.session_id, self._write_job(state))
+
+    def write_state(
+        self, session_id: str, state: dict[str, Any], *, expected_revision: int, new_revision: int
+    ) -> None:
+        self.inner.write_state(
+            session_id, state, expected_revision=expected_revision, new_revision=new_revision
+        )
+        self._submit(session_id, self._write_job(state))
+
+    def mark_deleted(self, session_id: str, *, hard: bool) -> None:
+        self.inner.mark_deleted(session_id, hard=hard)
+        self._submit(session_id, _Job(remove=True) if hard else _Job(tombstone=True))
+
+    @staticmethod
+    def _write_job(state: dict[str, Any]) -> _Job:
+        owner = state.get("user_id")
+        return _Job(
+            legacy_files.json_bytes(state), has_owner=isinstance(owner, str) and bool(owner)
+        )
+
+    # -- queue and thread -----------------------------------------------------------------
+
+    def _submit(self, session_id: str, job: _Job) -> None:
+        try:
+            with self._cond:
+                self._pending[session_id] = job  # coalesced: the newest version wins
+                self._cond.notify()
+            self._ensure_thread()
+        except Exception:  # never fail the request whose database write succeeded
+            log.exception("State-file mirror could not queue %s", session_id)
+
+    def _ensure_thread(self) -> None:
+        if self._pid != os.getpid():
+            self._reset_for_process()
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="state-file-mirror", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                session_id = next(iter(self._pending))
+                job = self._pending.pop(session_id)
+                self._busy += 1
+            try:
+                self._apply(session_id, job)
+                self.written += 1
+            except Exception as e:
+                self.failures += 1
+                log.warning("State-file mirror: %s not written (%s)", session_id, e)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _apply(self, session_id: str, job: _Job) -> None:
+        path = legacy_files.state_path(self.sessions_dir, session_id)
+        if job.remove:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return
+        if job.tombstone:
+            stored = self.inner.load(session_id)
+            if stored is None:
+                return
+            state = stored.state
+            state["deleted"] = True
+            payload = legacy_files.json_bytes(self._with_owner(session_id, state))
+        else:
+            assert job.payload is not None
+            payload = job.payload
+            if not job.has_owner:
+                state = orjson.loads(payload)
+                payload = legacy_files.json_bytes(self._with_owner(session_id, state))
+        legacy_files.write_bytes_atomic(path, payload)
+
+    def _with_owner(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """The document with ``user_id``: the rollback lists a session for this owner."""
+        owner = state.get("user_id")
+        if isinstance(owner, str) and owner:
+            return state
+        known = self._owners.get(session_id)
+        if known is None:
+            row = self.inner.get_session(session_id)
+            if row is None:
+                return state
+            known = self._owners[session_id] = row.user_id
+        return {**state, "user_id": known}
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued write of this process is on disk; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                if self._thread is None or not self._thread.is_alive():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return not self._pending and not self._busy
+
+    def close(self) -> None:
+        if self._pid == os.getpid() and not self.flush(10.0):
+            log.warning("State-file mirror: %d write(s) not done at shutdown", len(self._pending))
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self.inner.close()
