@@ -25,7 +25,8 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Connection, Text, TextClause, text
+from sqlalchemy import Boolean, Connection, Text, text
+from sqlalchemy.sql.selectable import TextualSelect
 
 from council_app.store.base import HOT_KEYS, DocumentView, SessionRow
 from council_app.store.schema import JSONDocument, session_state, sessions
@@ -55,7 +56,7 @@ def raw_column(index: int) -> str:
 
 
 @lru_cache(maxsize=16)
-def view_statement(small_keys: tuple[str, ...], raw_keys: tuple[str, ...]) -> TextClause:
+def view_statement(small_keys: tuple[str, ...], raw_keys: tuple[str, ...]) -> TextualSelect:
     """One prebuilt statement per key set (the keys are constants of the API, checked here
     and written into the SQL; only the session id is a parameter)."""
     for key in small_keys + raw_keys:
