@@ -1,0 +1,153 @@
+"""StateFileMirror on real PostgreSQL: step writes reach state.json, progress flushes don't,
+deletions are kept, failures never fail the write, a forked worker mirrors its own writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from council_app.settings import Settings
+from council_app.store import ProgressWrite, SessionRow, build_store
+from council_app.store.decorator import unwrap
+from council_app.store.legacy_files import state_path
+from council_app.store.mirror import StateFileMirror
+from tests.conftest import postgres_settings
+
+SID = "session_20251210_160742_5b86ea"
+
+
+@pytest.fixture
+def pg_settings(pg_url: str, tmp_path: Path) -> Settings:
+    return postgres_settings(pg_url, tmp_path)
+
+
+@pytest.fixture
+def mirror(pg_settings: Settings) -> Iterator[StateFileMirror]:
+    store = build_store(pg_settings)
+    assert isinstance(store, StateFileMirror)  # on by default
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def row(sid: str = SID, user: str = "alice") -> SessionRow:
+    now = datetime.now(UTC)
+    return SessionRow(sid, user, "Why?", "idle", "input", None, None, now, now)
+
+
+def doc(sid: str = SID, **extra: Any) -> dict[str, Any]:
+    return {"session_id": sid, "user_id": "alice", "question": "Why?", "status": "idle", **extra}
+
+
+def on_disk(settings: Settings, sid: str = SID) -> dict[str, Any]:
+    return orjson.loads(state_path(settings.sessions_dir, sid).read_bytes())
+
+
+def test_step_writes_are_mirrored_and_progress_flushes_are_not(
+    mirror: StateFileMirror, pg_settings: Settings
+) -> None:
+    mirror.create_session(row(), doc(), revision=1)
+    assert mirror.flush(10)
+    assert on_disk(pg_settings) == doc()
+    executed = doc(status="execution_complete", execution_results={"execution_results": []})
+    mirror.write_state(SID, executed, expected_revision=1, new_revision=2)
+    assert mirror.flush(10)
+    assert on_disk(pg_settings) == executed
+    before = state_path(pg_settings.sessions_dir, SID).stat().st_mtime_ns
+    written = mirror.written
+    assert mirror.write_progress([ProgressWrite(SID, {"progress": {"review": 50}}, 3)]) == []
+    assert mirror.flush(10)
+    assert mirror.written == written  # nothing queued for a progress flush
+    assert state_path(pg_settings.sessions_dir, SID).stat().st_mtime_ns == before
+    assert on_disk(pg_settings) == executed
+    loaded = mirror.load(SID)  # ...which did reach the database
+    assert loaded is not None and loaded.state["progress"] == {"review": 50}
+
+
+def test_writes_are_coalesced_and_the_newest_wins(
+    mirror: StateFileMirror, pg_settings: Settings
+) -> None:
+    mirror.create_session(row(), doc(n=0), revision=1)
+    for n in range(1, 101):
+        mirror.write_state(SID, doc(n=n), expected_revision=n, new_revision=n + 1)
+    assert mirror.flush(10)
+    assert on_disk(pg_settings)["n"] == 100
+    assert 1 <= mirror.written <= 101 and mirror.failures == 0
+
+
+def test_deletions_are_mirrored(mirror: StateFileMirror, pg_settings: Settings) -> None:
+    soft, hard = SID, "session_20251210_160742_aaaaaa"
+    for sid in (soft, hard):
+        mirror.create_session(row(sid), doc(sid), revision=1)
+    mirror.mark_deleted(soft, hard=False)
+    mirror.mark_deleted(hard, hard=True)
+    assert mirror.flush(10)
+    assert on_disk(pg_settings, soft)["deleted"] is True  # a rollback keeps it deleted
+    assert on_disk(pg_settings, soft)["question"] == "Why?"
+    assert not state_path(pg_settings.sessions_dir, hard).exists()
+
+
+def test_owner_is_written_into_documents_that_lack_it(
+    mirror: StateFileMirror, pg_settings: Settings
+) -> None:
+    """A session migrated from an old file without user_id: the owner is the row's."""
+    unwrap(mirror).create_session(row(user="bob"), {"question": "Old"}, revision=1)
+    mirror.write_state(
+        SID, {"question": "Old", "status": "idle"}, expected_revision=1, new_revision=2
+    )
+    assert mirror.flush(10)
+    assert on_disk(pg_settings)["user_id"] == "bob"
+
+
+def test_a_failed_file_write_is_logged_never_raised(
+    mirror: StateFileMirror, pg_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    pg_settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+    (pg_settings.sessions_dir / SID).write_text("a file where the session folder should be")
+    with caplog.at_level(logging.WARNING, logger="council_app.store.mirror"):
+        mirror.create_session(row(), doc(), revision=1)  # no exception
+        assert mirror.flush(10)
+    assert mirror.failures == 1
+    assert any(SID in r.getMessage() and "not written" in r.getMessage() for r in caplog.records)
+    assert mirror.load(SID) is not None  # the database write stands
+
+
+def test_mirror_off_writes_no_file(pg_settings: Settings) -> None:
+    store = build_store(dataclasses.replace(pg_settings, state_file_mirror=False))
+    try:
+        assert not isinstance(store, StateFileMirror)
+        store.create_schema()
+        store.create_session(row(), doc(), revision=1)
+        assert not state_path(pg_settings.sessions_dir, SID).exists()
+    finally:
+        store.close()
+
+
+def test_a_forked_worker_mirrors_its_own_writes(
+    mirror: StateFileMirror, pg_settings: Settings
+) -> None:
+    mirror.create_session(row(), doc(), revision=1)
+    assert mirror.flush(10)  # the parent's thread is running when the worker forks
+    pid = os.fork()
+    if pid == 0:  # the worker: fresh connections, its own (lazy) mirror thread
+        code = 1
+        try:
+            mirror.after_fork()
+            mirror.write_state(SID, doc(by="child"), expected_revision=1, new_revision=2)
+            code = 0 if mirror.flush(10) and on_disk(pg_settings)["by"] == "child" else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert on_disk(pg_settings)["by"] == "child"
+    mirror.write_state(SID, doc(by="parent"), expected_revision=2, new_revision=3)
+    assert mirror.flush(10)
+    assert on_disk(pg_settings)["by"] == "parent"
