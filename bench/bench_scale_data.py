@@ -29,7 +29,9 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,8 @@ HEAVY = "heavy@bench"
 PAGE = 50
 DEEP = 10_000
 SAMPLE = 1_000
-BATCH = 50_000
+BATCH = 20_000
+LOADERS = 2  # connections loading at once (the machine has 2 cores)
 CONNECTIONS = 4
 
 # One statement per batch: the metadata rows, then each one's document from the template.
@@ -98,30 +101,43 @@ def fill(url: str, total: int, heavy_every: int, budget_s: float) -> tuple[int, 
     template_text, hot_text = orjson.dumps(template).decode(), orjson.dumps(hot).decode()
     engine = sa.create_engine(url)
     started = time.perf_counter()
-    loaded = 0
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE session_state SET UNLOGGED"))
             conn.execute(sa.text("ALTER TABLE sessions SET UNLOGGED"))
-        while loaded < total:
-            lo, hi = loaded + 1, min(total, loaded + BATCH)
-            with engine.begin() as conn:
-                conn.execute(
-                    sa.text(_INSERT_BATCH),
-                    {
-                        "lo": lo,
-                        "hi": hi,
-                        "heavy_every": heavy_every,
-                        "heavy": HEAVY,
-                        "users": USERS,
-                        "template": template_text,
-                        "hot": hot_text,
-                    },
-                )
-            loaded = hi
-            if time.perf_counter() - started > budget_s and loaded < total:
-                print(f"load budget reached at {loaded:,} sessions", flush=True)
-                break
+        # LOADERS connections take the next batch in turn; none starts past the budget, so
+        # what was loaded is always sessions 1..n.
+        next_lo = [1]
+        lock = threading.Lock()
+
+        def loader() -> int:
+            done = 0
+            while True:
+                with lock:
+                    lo = next_lo[0]
+                    if lo > total or time.perf_counter() - started > budget_s:
+                        return done
+                    hi = min(total, lo + BATCH - 1)
+                    next_lo[0] = hi + 1
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text(_INSERT_BATCH),
+                        {
+                            "lo": lo,
+                            "hi": hi,
+                            "heavy_every": heavy_every,
+                            "heavy": HEAVY,
+                            "users": USERS,
+                            "template": template_text,
+                            "hot": hot_text,
+                        },
+                    )
+                done += hi - lo + 1
+
+        with ThreadPoolExecutor(LOADERS) as pool:
+            loaded = sum(pool.map(lambda _: loader(), range(LOADERS)))
+        if loaded < total:
+            print(f"load budget reached at {loaded:,} sessions", flush=True)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE sessions"))
             conn.execute(sa.text("VACUUM ANALYZE session_state"))
