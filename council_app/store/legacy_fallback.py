@@ -49,8 +49,9 @@ from council_app.store.decorator import StoreDecorator
 
 log = logging.getLogger(__name__)
 
-# A file whose mtime is within this of its row's updated_at was written with the row.
-_SAME_WRITE = timedelta(seconds=1)
+# A file whose mtime is within this of its row's updated_at was written with the row (only
+# a cost filter: whether the file is newer is decided by its own updated_at).
+_SAME_WRITE = timedelta(milliseconds=100)
 
 
 class LegacyFileFallback(StoreDecorator):
