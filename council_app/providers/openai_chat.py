@@ -222,7 +222,7 @@ class OpenAIChatProvider:
         return ProviderInfo(
             name=self.name,
             offline=False,
-            base_url=self.base_url,
+            base_url=_without_credentials(self.base_url),
             web_search=self.web_search_via(),
             hint=hint,
         )
@@ -755,6 +755,14 @@ def _responses_reply(response: Any) -> _Reply:
     if reply.tools_used and not any(t["urls"] for t in reply.tools_used):
         reply.tools_used[-1]["urls"] = [c["url"] for c in reply.citations]
     return reply
+
+
+def _without_credentials(url: str) -> str:
+    """A base URL fit to show: any ``user:password@`` part and query string removed."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc, query="").geturl()
 
 
 def _with_extra_body(params: dict[str, Any]) -> dict[str, Any]:

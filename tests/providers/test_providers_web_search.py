@@ -58,7 +58,9 @@ def test_openai_uses_the_responses_api_hosted_search(fake_server, make_openai, s
             annotations=(url_citation(PG_DOCS, "Release 17"),),
         )
     )
-    provider = make_openai(flavour="openai", stream=stream)
+    # The first Responses call in a process builds the client's event types (~1 s idle,
+    # several seconds on a loaded machine): keep that out of the 5 s attempt budget.
+    provider = make_openai(flavour="openai", stream=stream, timeout_s=60.0)
     seen: list[str] = []
 
     result = provider.complete(
@@ -71,6 +73,7 @@ def test_openai_uses_the_responses_api_hosted_search(fake_server, make_openai, s
     )
 
     assert fake_server.chat_requests() == []
+    assert result.retries == []
     [request] = fake_server.responses_requests()
     assert request.body["tools"] == [{"type": "web_search"}]
     assert request.body["input"] == MESSAGES
@@ -246,3 +249,9 @@ def test_tavily_is_the_second_choice_through_its_client(fake_server, make_openai
 def test_searxng_comes_first_and_nothing_means_no_search():
     assert isinstance(make_search("http://127.0.0.1:1", "tvly-key"), SearxngSearch)
     assert make_search(None, None) is None
+
+
+def test_provider_description_never_shows_credentials_in_the_base_url(make_openai):
+    provider = make_openai(base_url="https://bob:s3cret@gateway.example:8443/v1?key=abc")
+
+    assert provider_info(provider).base_url == "https://gateway.example:8443/v1/"
