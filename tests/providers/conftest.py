@@ -34,7 +34,7 @@ def make_openai(fake_server: FakeOpenAIServer) -> Iterator[Callable[..., OpenAIC
         kwargs: dict[str, object] = {
             "api_key": "test-key",
             "base_url": fake_server.base_url,
-            "timeout_s": 5.0,
+            "timeout_s": 30.0,  # first calls build the client's types: slow on a loaded machine
             "max_retries": 2,
         }
         kwargs.update(overrides)
