@@ -243,3 +243,21 @@ def test_start_refuses_a_sessions_dir_it_cannot_write(tmp_path: Path) -> None:
     blocker.write_text("a file where SESSIONS_DIR should be")
     with pytest.raises(ConfigError, match="SESSIONS_DIR"):
         make_app(sqlite_settings(tmp_path, sessions_dir=blocker))
+
+
+def test_a_run_past_its_deadline_stops_and_says_so(backend_settings: Settings) -> None:
+    app = make_app(backend_settings, offline_latency_ms=60_000, run_deadline_seconds=1)
+    svc = app.extensions["council"]
+    try:
+        client = app.test_client()
+        sid = new_session(client)
+        started = time.monotonic()
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
+        assert svc.workflow.join(sid, 5)
+        assert time.monotonic() - started < 3.0  # deadline 1 s, calls in flight abandoned
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "execution_error"
+        assert "deadline" in status["execution_error"]
+        assert set(member_states(client, sid).values()) == {"cancelled"}
+    finally:
+        svc.shutdown(timeout=2)
