@@ -88,7 +88,15 @@ else:
 def on_starting(server: Any) -> None:
     """Wipe a configured multiprocess directory: files of a previous run would be summed.
     Add the OPS_BIND listener (after --bind is applied, so neither replaces the other): on
-    it the app serves /metrics and the health detail without OPS_TOKEN (api/auth.py)."""
+    it the app serves /metrics and the health detail without OPS_TOKEN (api/auth.py).
+    A bad setting or an unusable database schema stops here, before any worker: one line,
+    exit 3 (startup.preflight)."""
+    from council_app.startup import EXIT_BOOT_ERROR, preflight
+
+    refusal = preflight()
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        sys.exit(EXIT_BOOT_ERROR)
     ops_bind = os.environ.get("OPS_BIND", "").strip()
     if ops_bind and ops_bind not in server.cfg.bind:
         server.cfg.set("bind", [*server.cfg.bind, ops_bind])

@@ -41,7 +41,21 @@ def test_old_postgresql_schema_stops_gunicorn(pg_url: str, tmp_path: Path) -> No
     lines = _refusals(log, "Database not usable:")
     assert len(lines) == 1 and "python migrate_state.py" in lines[0], log
     assert "Traceback" not in log
-    assert "Worker failed to boot" in log  # the arbiter halted rather than respawning
+    assert "Booting worker" not in log  # refused in the master, before any worker
+
+    # A worker that gets there anyway (the master's check is the early path) refuses the
+    # same way: the WSGI module exits 3 with the same line.
+    done = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env=server_env(tmp_path, pg_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert _refusals(done.stderr, "Database not usable:") == lines
 
 
 def test_newer_schema_revision_stops_gunicorn(tmp_path: Path) -> None:
