@@ -15,6 +15,7 @@ from council_app.providers.pricing import PriceTable
 from council_app.session_ids import session_dir
 from council_app.workflow.costs import CostMeter
 from council_app.workflow.session_log import SessionLog
+from council_app.workflow.storable import storable_completion
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class LlmCalls:
             )
             self._log(sid, entry)
             raise
+        # Paid for: a NUL or lone surrogate in it must not make it unstorable (422 is for
+        # clients; this answer is kept with U+FFFD in their place).
+        completion = storable_completion(completion)
         # The gateway's own figure first, else tokens x listed price; None when unknown.
         cost = self.prices.cost_of(completion)
         meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)

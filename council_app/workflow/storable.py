@@ -15,11 +15,17 @@ a 422 that names the field and says what to change:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from council_app.workflow.errors import WorkflowError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_JSON_DEPTH = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
@@ -100,3 +106,35 @@ def _problem(value: Any, path: str, depth: int) -> tuple[str, str] | None:
                 return found
         return None
     return path, f"has a value of type {type(value).__name__}, which JSON cannot carry"
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with what cannot be stored replaced by U+FFFD (NUL, unpaired surrogates),
+    for text that did not come from a client and must not be lost for a character (a paid
+    LLM answer).  Returns ``value`` itself when nothing needed replacing."""
+    if isinstance(value, str):
+        if text_problem(value) is None:
+            return value
+        cleaned = value.replace("\x00", "\ufffd")
+        return cleaned.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        items = {scrub(k): scrub(v) for k, v in value.items()}
+        same = all(a is b for a, b in zip(value.values(), items.values(), strict=True))
+        return value if same and list(items) == list(value) else items
+    if isinstance(value, list):
+        cleaned_list = [scrub(v) for v in value]
+        return (
+            value if all(a is b for a, b in zip(value, cleaned_list, strict=True)) else cleaned_list
+        )
+    return value
+
+
+def storable_completion(completion: T) -> T:
+    """An LLM completion whose text, tool calls and citations the stores can keep (see
+    ``scrub``); the same object when they already can."""
+    fields = {name: getattr(completion, name) for name in ("text", "tools_used", "citations")}
+    cleaned = {name: scrub(v) for name, v in fields.items()}
+    if all(cleaned[name] is fields[name] for name in fields):
+        return completion
+    log.warning("An LLM answer held characters the database cannot store; replaced by U+FFFD")
+    return dataclasses.replace(completion, **cleaned)  # type: ignore[type-var]
