@@ -357,14 +357,14 @@ def _trusted_proxies(env: Mapping[str, str]) -> tuple[str, ...]:
         name = "FORWARDED_ALLOW_IPS"
     values = _list(env, name) or ("127.0.0.1",)
     for value in values:
-        if value == "*":
+        if value in ("*", "unix"):
             continue
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise ConfigError(
                 f"{name} has {value!r}; expected comma-separated IP addresses or networks "
-                "(10.0.0.0/8), or *"
+                "(10.0.0.0/8), unix (a UNIX socket), or *"
             ) from None
     return values
 

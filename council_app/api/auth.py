@@ -146,10 +146,10 @@ def _valid_user(raw: str, source: str) -> str:
 
 
 def is_trusted_proxy(address: str | None, trusted: tuple[str, ...]) -> bool:
-    """Whether a peer address is one of the trusted proxies.  Like gunicorn, a connection
-    over a UNIX socket (no peer address) is local and trusted."""
+    """Whether a peer address is one of the trusted proxies.  A request with no peer
+    address (gunicorn on a UNIX socket) is trusted only when the list names ``unix``."""
     if not address:
-        return True
+        return "unix" in trusted
     if "*" in trusted:
         return True
     try:
@@ -163,7 +163,7 @@ def is_trusted_proxy(address: str | None, trusted: tuple[str, ...]) -> bool:
 def _networks(
     trusted: tuple[str, ...],
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted if t != "*")
+    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted if t not in ("*", "unix"))
 
 
 # -- operations endpoints ------------------------------------------------------------------

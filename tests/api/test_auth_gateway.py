@@ -140,6 +140,17 @@ def test_proxy_mode_believes_the_header_only_from_trusted_networks(tmp_path: Pat
         assert_error(r, 401)
 
 
+def test_no_peer_address_is_trusted_only_when_unix_is_listed(tmp_path: Path) -> None:
+    header = {"X-Authenticated-User": "frank@corp.example"}
+    with built_app(settings_from({"AUTH_MODE": "proxy"}, tmp_path / "a")) as app:
+        assert user_of(app.test_client(), "", header) == 401
+    env = {"AUTH_MODE": "proxy", "AUTH_TRUSTED_PROXIES": "unix"}
+    with built_app(settings_from(env, tmp_path / "b")) as app:
+        client = app.test_client()
+        assert user_of(client, "", header) == "frank@corp.example"
+        assert user_of(client, "127.0.0.1", header) == 401
+
+
 def test_proxy_mode_defaults_to_gunicorns_forwarded_allow_ips(tmp_path: Path) -> None:
     env = {"AUTH_MODE": "proxy", "FORWARDED_ALLOW_IPS": "192.0.2.1,192.0.2.2"}
     with built_app(settings_from(env, tmp_path)) as app:
