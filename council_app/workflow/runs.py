@@ -45,6 +45,7 @@ from council_app.domain import (
 )
 from council_app.providers import Completion, ProviderError
 from council_app.providers.base import ProviderCancelled
+from council_app.session_ids import session_dir
 from council_app.settings import Settings
 from council_app.state import SessionGone, SessionStates
 from council_app.store.base import MemberCheckpoint, StoreError, StoreUnavailable, deep_merge
@@ -241,6 +242,12 @@ class Runs(StepsBase):
 
     def _run(self, live: _Live, snapshot: dict[str, Any]) -> None:
         spec, sid = live.spec, live.sid
+        # The call log goes to the session's folder.  Sessions from before the folder was
+        # made at creation (or migrated) may lack it: made here, right after the start's
+        # compare-and-set proved the session live; a hard delete cannot happen while the
+        # run holds it, and the log never creates the folder itself.
+        with contextlib.suppress(OSError):
+            session_dir(self.sessions_root, sid).mkdir(parents=True, exist_ok=True)
         members = spec.members(snapshot)
         meter = CostMeter(live.run.get("tokens_at_start"))
         outcomes: list[Outcome | None] = [None] * len(members)
