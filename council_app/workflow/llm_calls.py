@@ -15,7 +15,7 @@ from council_app.providers.pricing import PriceTable
 from council_app.session_ids import session_dir
 from council_app.workflow.costs import CostMeter
 from council_app.workflow.session_log import SessionLog
-from council_app.workflow.storable import storable_completion
+from council_app.workflow.storable import scrub, storable_completion
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class LlmCalls:
                 reasoning_effort=reasoning_effort,
                 json_mode=json_mode,
                 web_search=web_search,
-                on_delta=on_delta,
+                on_delta=None if on_delta is None else (lambda text: on_delta(scrub(text))),
                 cancel=cancel,
                 deadline=deadline,
             )
