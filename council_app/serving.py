@@ -31,5 +31,6 @@ def dev_mode_warning(auth_mode: str, binds: list[str]) -> str | None:
         return None
     return (
         f"AUTH_MODE=dev while listening on {', '.join(exposed)}: anyone who can reach it can "
-        "act as any user (X-User-Id). Use AUTH_MODE=token in production."
+        "act as any user (X-User-Id). In production use SSO (AUTH_MODE=prod, proxy or jwt) "
+        "or AUTH_MODE=token."
     )
