@@ -270,8 +270,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def run(smoke: bool = False, councils: int | None = None, latency: float | None = None) -> Section:
     started = time.perf_counter()
-    councils = councils or (10 if smoke else 500)
-    latency = latency if latency is not None else (0.5 if smoke else 3.0)
+    councils = councils or (6 if smoke else 500)
+    latency = latency if latency is not None else (0.3 if smoke else 3.0)
     section = Section(f"{councils} councils of {MEMBERS} members at once (target 16.2)")
     limit_env = os.environ.get("LLM_MAX_CONCURRENCY", "")
     extra = {"LLM_MAX_CONCURRENCY": limit_env} if limit_env else {}

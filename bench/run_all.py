@@ -6,7 +6,7 @@ given.  A target that misses prints FAIL and does not change the exit status (ti
 not assertions); a benchmark that crashes does.
 
 Usage: python bench/run_all.py [--smoke] [--doc PATH]
-                            [--only flusher,status,councils,scale,migration]
+                            [--only flusher,status,councils,scale,mirror,migration]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from common import (
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 MIGRATION = ROOT / "bench" / "bench_migration.py"
-BENCHES = ("flusher", "status", "councils", "scale", "migration")
+BENCHES = ("flusher", "status", "councils", "scale", "mirror", "migration")
 MIGRATION_SCALE = 100_000  # sessions migrated once for flat memory (target 16.3b)
 
 
@@ -66,6 +66,8 @@ def machine() -> dict[str, str]:
         info["libraries"] = f"SQLAlchemy {sqlalchemy.__version__}, gunicorn {gunicorn.__version__}"
     except ImportError:
         pass
+    if os.environ.get("BENCH_NOTE"):  # e.g. who else was using the machine
+        info["note"] = os.environ["BENCH_NOTE"]
     info["load average at the start"] = loadavg()
     wrk = ensure_wrk() and shutil.which("wrk")
     info["load generator"] = "wrk" if wrk else "Python threads + http.client (wrk not installed)"
@@ -179,6 +181,10 @@ def run_one(name: str, smoke: bool) -> Section:
         import bench_scale_data
 
         return bench_scale_data.run(smoke)
+    if name == "mirror":
+        import bench_mirror
+
+        return bench_mirror.run(smoke)
     return run_migration(smoke)
 
 
@@ -203,7 +209,7 @@ run `make bench` again. Every figure below comes from that one run.
   `bench/bench_status.py [--smoke] [--loadgen wrk|python]`,
   `bench/bench_councils.py [--smoke] [--councils N] [--latency S]`,
   `bench/bench_scale_data.py [--smoke] [--sessions N] [--budget S]`,
-  `bench/bench_migration.py [--smoke] [--scale N]`.
+  `bench/bench_mirror.py [--smoke]`, `bench/bench_migration.py [--smoke] [--scale N]`.
 - HTTP load comes from `wrk` (Debian package; the benchmarks install it with apt when it is
   missing and they run as root).
 
@@ -286,6 +292,17 @@ VACUUM ANALYZEd. The heavy user owns every 50th session of the large schema (so 
 (user_id, created_at) index); the offset row is the contrast that keyset pagination
 avoids. `/status` and `/summary` pick one of 1,000 random sessions per request, as its
 owner (the view cache holds all 1,000 in both schemas after the warm-up round).
+""",
+    "State-file mirror": """\
+**How to read it.** While on PostgreSQL, `StateFileMirror` copies every step write to the
+session's `state.json` so that the runbook's rollback (unset `DATABASE_URL`, restart) loses
+nothing. Two stores as `build_store` composes them, `STATE_FILE_MIRROR` on and off, in one
+schema, each with its own sessions of about 2 KB and 300 KB; the variants alternate round by
+round. *write_state* is timed in the calling thread (what a request or a run waits for): with
+the mirror it also serialises the document and queues it. *drain* is what `flush()` then
+waits for the mirror's thread to write the queued files (atomic: temp file, fsync, rename;
+coalesced per session), per write; no request waits for it. A *progress flush* passes
+through the mirror untouched, so its ratio is timing noise around 1.
 """,
     "Migration": """\
 **How to read it.** Output of `bench/bench_migration.py` (owned by the migration work),
