@@ -424,6 +424,9 @@ def test_sidebar_dates_search_and_infinite_scroll(
         "datetime", re.compile(r"^\d{4}-\d\d-\d\dT")
     )
     expect(items.first).to_contain_text("Question number 69")
+    # Two sessions with the same question are told apart by their dates, here and on the page.
+    items.first.locator("a.session-link").click()
+    expect(page.locator("[data-testid=session-date]")).to_contain_text("Asked ")
     # Scrolling the sidebar to its end loads the next pages, without duplicates.
     for expected in (60, total):
         page.locator("#sidebar").evaluate("el => el.scrollTo(0, el.scrollHeight)")

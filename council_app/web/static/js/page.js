@@ -3,7 +3,7 @@
 // the status every part of the screen is drawn from (describeSession in status.js).
 
 import { api, errorText } from "./api.js";
-import { formatTokens, h, render, truncate } from "./dom.js";
+import { formatTokens, formatWhen, h, render, truncate } from "./dom.js";
 import { costText, costTable } from "./costs.js";
 import { currentGeneration, navigate, onLeave } from "./router.js";
 import { refreshSessions, showLiveStatus } from "./sidebar.js";
@@ -143,7 +143,16 @@ function buildHeader(page, currentView) {
       { class: "session-title" },
       h("p", { class: "eyebrow" }, "Question"),
       h("h1", { class: "question", "data-testid": "session-question", title: question }, question || "Untitled session"),
-      h("p", { class: "session-meta" }, statusBadge, " ", stepText),
+      h(
+        "p",
+        { class: "session-meta" },
+        statusBadge,
+        " ",
+        stepText,
+        page.summary && page.summary.created_at
+          ? h("time", { class: "session-date", datetime: String(page.summary.created_at), "data-testid": "session-date" }, `Asked ${formatWhen(page.summary.created_at)}`)
+          : null,
+      ),
       links,
     ),
     h(
