@@ -59,8 +59,13 @@ def json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
 
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over, fsync the directory."""
+def write_bytes_atomic(path: Path, payload: bytes, *, durable_rename: bool = True) -> None:
+    """Temp file in the same directory, fsync, rename over, fsync the directory.
+
+    The file's fsync before the rename is what makes it atomic (after a crash: the old
+    file or the new one, whole).  ``durable_rename=False`` skips the directory's fsync:
+    the new version may then be lost in a crash (the old one stays, whole); the mirror
+    uses it, since its copy is made after the database write anyway."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -74,6 +79,8 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable_rename:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

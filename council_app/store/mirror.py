@@ -161,7 +161,7 @@ class StateFileMirror(StoreDecorator):
             if not job.has_owner:
                 state = orjson.loads(payload)
                 payload = legacy_files.json_bytes(self._with_owner(session_id, state))
-        legacy_files.write_bytes_atomic(path, payload)
+        legacy_files.write_bytes_atomic(path, payload, durable_rename=False)
 
     def _with_owner(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """The document with ``user_id``: the rollback lists a session for this owner."""
