@@ -25,8 +25,11 @@ Usage: python bench/bench_scale_data.py [--smoke] [--sessions N] [--budget S]
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import random
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -193,8 +196,50 @@ end
 """
 
 
+def drive_python(
+    port: int, items: list[tuple[str, str]], seconds: float, seed: int
+) -> dict[str, float]:
+    """Without wrk: CONNECTIONS keep-alive threads, a random (path, user) per request."""
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
+    errors = [0] * CONNECTIONS
+
+    def work(i: int) -> None:
+        rng = random.Random(seed * 100 + i)
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        while time.perf_counter() < deadline:
+            path, user = rng.choice(items)
+            began = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"X-User-Id": user})
+                response = conn.getresponse()
+                response.read()
+                errors[i] += response.status != 200
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            latencies[i].append((time.perf_counter() - began) * 1000)
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    merged = sorted(x for lat in latencies for x in lat)
+    return {
+        "rps": len(merged) / (time.perf_counter() - started),
+        "p99_ms": merged[min(len(merged) - 1, int(len(merged) * 0.99))] if merged else 0.0,
+        "errors": float(sum(errors)),
+    }
+
+
 def drive(port: int, items: list[tuple[str, str]], seconds: float, seed: int) -> dict[str, float]:
-    """wrk against a random choice of (path, user) per request."""
+    """wrk against a random choice of (path, user) per request (Python threads without wrk)."""
+    if not shutil.which("wrk"):
+        return drive_python(port, items, seconds, seed)
     lua = ",".join(f'{{"{p}","{u}"}}' for p, u in items)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_LUA % (lua, seed))
