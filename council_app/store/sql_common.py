@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from council_app.domain import RUNNING
-from council_app.store.base import MemberCheckpoint, SessionRow, meta_from_state
+from council_app.store.base import (
+    ListCursor,
+    MemberCheckpoint,
+    SessionRow,
+    StoreUnavailable,
+    meta_from_state,
+)
 from council_app.store.schema import run_members, session_state, sessions, utcnow
 from council_app.store.spend_sql import SpendSql
+
+T = TypeVar("T")
 
 # The columns SessionRow reads: never the legacy ``state`` text, which can hold a whole
 # document in an old SQLite database and would make these reads grow with it.
@@ -51,20 +61,64 @@ class SqlMetadata(SpendSql):
     def _tx(self, write: bool = False) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def get_session(self, session_id: str) -> SessionRow | None:
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        """A read-only transaction, run a second time when its connection turned out dead.
+
+        The pool does not ping every connection it hands out (that is a round trip per
+        request): a connection the server dropped meanwhile fails its first statement
+        instead, SQLAlchemy invalidates it and every older one in the pool, and a read is
+        safe to repeat on a fresh connection.  Still down: StoreUnavailable, as before.
+        """
+        try:
+            with self._tx() as conn:
+                return fn(conn)
+        except StoreUnavailable as e:
+            cause = e.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
         with self._tx() as conn:
-            row = conn.execute(_GET_SESSION, {"sid": session_id}).first()
+            return fn(conn)
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        row = self._read(lambda conn: conn.execute(_GET_SESSION, {"sid": session_id}).first())
         return None if row is None else SessionRow.from_db(row)
 
-    def list_sessions(self, user_id: str, limit: int, offset: int) -> list[SessionRow]:
-        query = (
-            select(*_ROW_COLUMNS)
-            .where(sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None))
-            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
-            .limit(offset + limit)
+    def list_sessions(
+        self,
+        user_id: str,
+        limit: int,
+        offset: int = 0,
+        *,
+        after: ListCursor | None = None,
+        query: str | None = None,
+    ) -> list[SessionRow]:
+        # Served by ix_sessions_user_created (user_id, created_at): the cursor bounds the
+        # index range, so a deep page reads no more rows than the first one.  ``query`` is
+        # a filter over that user's range (no text index: a user has thousands of
+        # sessions, not millions).
+        stmt = select(*_ROW_COLUMNS).where(
+            sessions.c.user_id == user_id, sessions.c.deleted_at.is_(None)
         )
-        with self._tx() as conn:
-            rows = [SessionRow.from_db(r) for r in conn.execute(query)]
+        if after is not None:
+            offset = 0
+            stmt = stmt.where(
+                # The first condition is implied by the second; spelled out, it bounds the
+                # index range scanned (an OR alone is only a filter over the whole range).
+                sessions.c.created_at <= after.created_at,
+                or_(
+                    sessions.c.created_at < after.created_at,
+                    and_(
+                        sessions.c.created_at == after.created_at,
+                        sessions.c.id < after.session_id,
+                    ),
+                ),
+            )
+        if query:
+            stmt = stmt.where(sessions.c.question.icontains(query, autoescape=True))
+        stmt = stmt.order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(
+            offset + limit
+        )
+        rows = self._read(lambda conn: [SessionRow.from_db(r) for r in conn.execute(stmt)])
         return rows[offset : offset + limit]
 
     def running_sessions(self) -> list[str]:
@@ -83,8 +137,7 @@ class SqlMetadata(SpendSql):
         return found
 
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
-        with self._tx() as conn:
-            row = conn.execute(_LOAD_HOT, {"sid": session_id}).first()
+        row = self._read(lambda conn: conn.execute(_LOAD_HOT, {"sid": session_id}).first())
         if row is None:
             return None
         return SessionRow.from_db(row), dict(row.progress or {})
