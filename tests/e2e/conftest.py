@@ -65,6 +65,10 @@ def _require_browser() -> str:
     return path
 
 
+#: The app behind each served URL, for tests that change the offline stand-in mid-test.
+APPS: dict[str, Any] = {}
+
+
 @contextmanager
 def serve_app(folder: Path, fail_members: tuple[str, ...] = (), **settings: Any) -> Iterator[str]:
     """Run the real app (API and UI) on 127.0.0.1:<free port>; yields its base URL.
@@ -97,6 +101,7 @@ def serve_app(folder: Path, fail_members: tuple[str, ...] = (), **settings: Any)
 
         app.register_blueprint(bp)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    APPS[f"http://127.0.0.1:{server.server_port}"] = app
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS, DESKTOP, PHONE, Shots, open_page
+from .conftest import APPS, ARTIFACTS, DESKTOP, PHONE, Shots, open_page
 
 FAIL = "[offline-fail]"
 
@@ -751,3 +751,40 @@ def test_new_controls_work_from_the_keyboard(user_page: tuple[Page, Any, str]) -
     page.keyboard.press("Tab")
     expect(page.locator("li.session-item a.session-link")).to_be_focused()
     assert names[0] in page.locator("[data-testid=execution-text]").inner_text()
+
+
+@pytest.mark.e2e
+def test_a_failed_verdict_is_shown_once_after_a_reload(
+    browser: Any, slow_server: str, shots: Shots
+) -> None:
+    context, page, watch = open_page(browser, slow_server, DESKTOP)
+    provider = APPS[slow_server].extensions["council"].provider
+    try:
+        sid = new_session(page, "Will the chairman fail?")
+        council = api_ok(page.request.post(f"/api/sessions/{sid}/build_council"))
+        council = council.get("council_config", council)
+        api_ok(
+            page.request.put(
+                f"/api/sessions/{sid}/council", data={**council, "agents": council["agents"][:2]}
+            )
+        )
+        provider.latency_ms = 0
+        run_to(page, sid, "review")
+        provider.fail_members = frozenset({"council member", "chairman"})  # from now on
+        page.goto(f"/s/{sid}/verdict")
+        page.get_by_role("button", name="Synthesize verdict").click()
+        message = page.locator(".error-notice")
+        expect(message).to_contain_text("The chairman's verdict failed.", timeout=30_000)
+        step = page.locator("[data-testid=session-step]")
+        expect(page.locator("[data-testid=session-status]")).to_have_text("Review complete")
+        expect(step).to_have_text("The last verdict attempt failed: try again")
+        shots(page, "verdict-failed")
+        page.reload()
+        expect(message).to_contain_text("The chairman's verdict failed.")
+        expect(step).to_have_text("The last verdict attempt failed: try again")
+        assert page.locator("main").inner_text().count("verdict failed") == 1
+        shots(page, "verdict-failed-after-reload")
+    finally:
+        provider.fail_members = frozenset()
+        context.close()
+    assert watch.errors == [], watch.errors

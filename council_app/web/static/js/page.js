@@ -58,7 +58,9 @@ export class SessionPage {
 
   /** The one description of this session's state (header, sidebar and views use it). */
   get info() {
-    return describeSession(this.status);
+    // /status has no synthesis_error (the verdict runs in the request); /summary does.
+    const synthesisError = this.summary && this.summary.synthesis_error;
+    return describeSession(synthesisError ? { synthesis_error: synthesisError, ...this.status } : this.status);
   }
 
   /** True when the offline stand-in answers for this server. */

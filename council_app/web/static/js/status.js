@@ -172,6 +172,8 @@ export function describeSession(status) {
     step = "review";
     label = "Review partly complete";
     detail = `${reviewTotal - reviewFailed.length}/${reviewTotal} reviews succeeded`;
+  } else if (key === "review_complete" && s.synthesis_error) {
+    detail = "The last verdict attempt failed: try again";
   } else if (key === "execution_error") {
     failed = execFailed;
   } else if (key === "review_error") {

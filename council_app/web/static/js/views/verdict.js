@@ -97,11 +97,12 @@ export async function renderVerdict(page, container) {
         const response = await api.synthesize(page.id, Boolean(verdict));
         if (!page.isCurrent()) return;
         verdict = (response && (response.verdict || response.chairman_verdict)) || "";
-        page.summary = { ...page.summary, chairman_verdict: verdict };
+        page.summary = { ...page.summary, chairman_verdict: verdict, synthesis_error: undefined };
         await page.refreshStatus();
       } catch (err) {
         if (page.isCurrent()) {
           render(message, errorNotice("The chairman's verdict failed", errorText(err)));
+          page.summary = { ...page.summary, synthesis_error: errorText(err) };
           page.refreshStatus().catch(() => {});
         }
       } finally {
