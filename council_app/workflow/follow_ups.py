@@ -21,7 +21,8 @@ EARLIER_SESSION_FILE = "earlier-session.md"
 
 def earlier_session_text(parent: dict[str, Any]) -> str:
     """The parent's question and verdict, as the first context document of the child."""
-    question = parent.get("question") if isinstance(parent.get("question"), str) else ""
+    raw = parent.get("question")
+    question = raw if isinstance(raw, str) else ""
     verdict = parent.get("chairman_verdict")
     verdict_text = verdict.strip() if isinstance(verdict, str) and verdict.strip() else ""
     parts = [
@@ -36,10 +37,12 @@ def earlier_session_text(parent: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def carried_context(sessions_root: Path, parent_id: str, parent: dict[str, Any]) -> list[dict]:
+def carried_context(
+    sessions_root: Path, parent_id: str, parent: dict[str, Any]
+) -> list[dict[str, Any]]:
     """``ingested_data`` items for the child: the earlier session, then each parent upload."""
     folder = session_dir(sessions_root, parent_id)
-    items: list[dict] = [
+    items: list[dict[str, Any]] = [
         {
             "metadata": {"filename": EARLIER_SESSION_FILE, "extension": ".md", "carried": True},
             "content": earlier_session_text(parent),
