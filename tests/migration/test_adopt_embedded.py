@@ -79,3 +79,39 @@ def shape_id(shape, verdict: str) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def _no_stray_db(tmp_path: Path) -> None:
     """Each test's old directory is its own tmp_path (nothing shared)."""
+
+
+def test_workers_racing_at_start_adopt_once(tmp_path: Path) -> None:
+    """gunicorn starts its workers together: the write lock lets one adopt, the others
+    find our schema and carry nothing twice."""
+    import threading
+
+    from council_app.store import build_store
+
+    db = tmp_path / "agent_council.db"
+    shape = old_sqlite_file(db, tmp_path / "sessions")
+    stores = [build_store(_settings(tmp_path)) for _ in range(3)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def start(store) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        try:
+            store.create_schema()
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with sqlite3.connect(db) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM sessions").fetchone()
+        (legacy,) = conn.execute("SELECT count(*) FROM legacy_sessions").fetchone()
+    assert count == len(shape.expect) and legacy == len(shape.expect) + len(shape.failed) - 1
+    report = orjson.loads((tmp_path / "agent_council.db.adoption.json").read_bytes())
+    assert report["carried"] == len(shape.expect)
+    for s in stores:
+        s.close()
