@@ -325,6 +325,13 @@ CLOSING = {
 }
 
 
+def target_order(t: Target) -> tuple[int, str]:
+    """1, 2, ... 6b, then 16.1, 16.2 ... (numbers, not strings)."""
+    head, _, tail = t.number.partition(".")
+    digits = "".join(c for c in head if c.isdigit())
+    return (int(digits) if digits else 999, head + tail)
+
+
 def closing_note(sections: list[Section]) -> str:
     """Issue 16's targets, each with its figure from this run (or why it has none)."""
     found = {t.number: t for s in sections for t in s.targets}
@@ -344,7 +351,7 @@ def render(sections: list[Section], info: dict[str, str], total_s: float, smoke:
     mach = "\n".join(f"- {k}: {v}" for k, v in info.items())
     out = [INTRO.format(when=when, machine=mach)]
     out.append("| target | result | figures |\n|---|---|---|")
-    for t in sorted((t for s in sections for t in s.targets), key=lambda t: t.number):
+    for t in sorted((t for s in sections for t in s.targets), key=target_order):
         detail = t.detail.replace("|", "/")
         out.append(f"| {t.number}. {t.name} | {'PASS' if t.passed else 'FAIL'} | {detail} |")
     out.append(f"\nWhole run: {total_s:.0f} s{' (smoke mode)' if smoke else ''}.\n")
@@ -404,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     info["load average at the end"] = loadavg()
     print("\nSummary")
-    for t in sorted((t for s in sections for t in s.targets), key=lambda t: t.number):
+    for t in sorted((t for s in sections for t in s.targets), key=target_order):
         print(f"  [{'PASS' if t.passed else 'FAIL'}] {t.number}. {t.name}: {t.detail}")
     print(f"Total: {total:.1f} s{' (smoke)' if args.smoke else ''}")
     doc = doc_path(args, wanted)
