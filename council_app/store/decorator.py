@@ -23,6 +23,57 @@ class StoreDecorator(StateStore):
         self.inner = inner
         self.backend = inner.backend
 
+    # The interface's abstract methods, spelled out so that type checkers see a concrete
+    # class; any other method of the interface is delegated by the loop below.
+
+    def create_schema(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.create_schema(*args, **kwargs)
+
+    def create_session(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.create_session(*args, **kwargs)
+
+    def get_session(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.get_session(*args, **kwargs)
+
+    def list_sessions(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.list_sessions(*args, **kwargs)
+
+    def running_sessions(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.running_sessions(*args, **kwargs)
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.load(*args, **kwargs)
+
+    def load_hot(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.load_hot(*args, **kwargs)
+
+    def write_state(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.write_state(*args, **kwargs)
+
+    def write_progress(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.write_progress(*args, **kwargs)
+
+    def put_member(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.put_member(*args, **kwargs)
+
+    def run_members(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.run_members(*args, **kwargs)
+
+    def drop_members(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.drop_members(*args, **kwargs)
+
+    def mark_deleted(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.mark_deleted(*args, **kwargs)
+
+    def ping(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.ping(*args, **kwargs)
+
+    def add_spend(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.add_spend(*args, **kwargs)
+
+    def spend_on(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.spend_on(*args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this object lacks: backend-specific ones.
         if name == "inner":  # not set yet (during unpickling, say): no recursion

@@ -60,9 +60,13 @@ class StateFileMirror(StoreDecorator):
         self._owners: dict[str, str] = {}
         self._reset_for_process()
         ref = weakref.ref(self)
-        os.register_at_fork(
-            after_in_child=lambda: (m := ref()) is not None and m._reset_for_process()
-        )
+
+        def in_child() -> None:
+            mirror = ref()
+            if mirror is not None:
+                mirror._reset_for_process()
+
+        os.register_at_fork(after_in_child=in_child)
 
     def _reset_for_process(self) -> None:
         """A fresh queue, lock and (lazy) thread: a forked child inherits none of the

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from council_app.workflow.steps import EFFORTS
+from council_app.domain import EFFORTS
 
 REASONING_EFFORTS = EFFORTS
 DEFAULT_REASONING_EFFORT = "medium"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from council_app.workflow.errors import CouncilInvalid, WorkflowError
-from council_app.workflow.steps import EFFORTS
+from council_app.domain import EFFORTS
 
 MAX_AGENTS = 12  # default of COUNCIL_MAX_AGENTS (settings.py)
 MAX_PERSONA_CHARS = 4000
