@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from council_app.workflow.errors import CouncilInvalid, WorkflowError
 from council_app.domain import EFFORTS
+from council_app.workflow.errors import CouncilInvalid, WorkflowError
 
 MAX_AGENTS = 12  # default of COUNCIL_MAX_AGENTS (settings.py)
 MAX_PERSONA_CHARS = 4000
