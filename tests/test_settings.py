@@ -45,6 +45,21 @@ def test_sqlite_url_and_default() -> None:
     assert default.sessions_dir == Path("sessions")
     assert (default.db_pool_size, default.db_max_overflow) == (10, 20)
     assert default.state_flush_interval_ms == 350
+    assert default.council_max_agents == 12 and default.state_file_mirror is True
+    assert default.legacy_owner == "dev-user@localhost"
+
+
+def test_move_settings() -> None:
+    """The settings of the move off the old server: agent cap, mirror, legacy owner."""
+    s = load_settings(
+        {
+            "COUNCIL_MAX_AGENTS": "20",
+            "STATE_FILE_MIRROR": "0",
+            "MIGRATION_ADMIN_EXTERNAL_ID": " admin@corp.example ",
+        }
+    )
+    assert (s.council_max_agents, s.state_file_mirror) == (20, False)
+    assert s.legacy_owner == "admin@corp.example"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +73,8 @@ def test_sqlite_url_and_default() -> None:
         ({"DATABASE_URL": "postgresql+pg8000://u:pw@h/db"}, "driver 'pg8000' is not supported"),
         ({"AUTH_MODE": "token"}, "AUTH_MODE=token needs AUTH_TOKENS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml' is invalid"),
+        ({"COUNCIL_MAX_AGENTS": "0"}, "COUNCIL_MAX_AGENTS='0' is invalid"),
+        ({"STATE_FILE_MIRROR": "maybe"}, "STATE_FILE_MIRROR='maybe' is invalid"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], needle: str) -> None:
