@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from council_app.domain import EFFORTS, RUNNING, MemberState, SessionStatus, Step
 from council_app.workflow.uploads import ALLOWED_EXTENSIONS
+from council_app.workflow.validation import MAX_AGENTS
 
 bp = Blueprint(
     "web",
@@ -100,15 +101,17 @@ def session_view(session_id: str, view: str) -> str:
     return _shell(session_id, view)
 
 
-def domain_module() -> str:
+def domain_module(max_agents: int = MAX_AGENTS) -> str:
     """The typed words of ``council_app.domain`` as an ES module, so the client's lists
-    are generated from the server's enums instead of copied by hand."""
-    values = {
+    are generated from the server's enums instead of copied by hand; and this
+    deployment's council cap (COUNCIL_MAX_AGENTS)."""
+    values: dict[str, object] = {
         "SESSION_STATUSES": [s.value for s in SessionStatus],
         "RUNNING_STATUSES": sorted(RUNNING),
         "STEPS": [s.value for s in Step],
         "MEMBER_STATES": [m.value for m in MemberState],
         "EFFORTS": list(EFFORTS),
+        "MAX_AGENTS": max_agents,
     }
     lines = ["// Generated from council_app/domain.py by the web blueprint; do not edit."]
     lines += [
@@ -120,7 +123,8 @@ def domain_module() -> str:
 @bp.get("/ui/domain.js")
 def domain_js() -> Response:
     """Served like a static module (same origin, so the CSP allows it)."""
-    response = Response(domain_module(), mimetype="text/javascript")
+    cap = current_app.config["COUNCIL_SETTINGS"].council_max_agents
+    response = Response(domain_module(cap), mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     return response
 

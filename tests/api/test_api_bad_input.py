@@ -327,3 +327,5 @@ def test_council_cap_is_the_council_max_agents_setting(backend_settings: Setting
         assert "1 to 16 agents" in body["detail"]
         spec = client.get("/api/openapi.json").json
         assert spec["components"]["schemas"]["Council"]["properties"]["agents"]["maxItems"] == 16
+        ui = client.get("/ui/domain.js").get_data(as_text=True)  # the web UI's cap too
+        assert "export const MAX_AGENTS = Object.freeze(16);" in ui

@@ -6,9 +6,8 @@ import { api, errorText } from "../api.js";
 import { h, render, uid } from "../dom.js";
 import { statusRank } from "../status.js";
 import { confirmDialog, errorNotice, notice, progressBar, toast, withBusy } from "../ui.js";
-import { EFFORTS } from "/ui/domain.js";
+import { EFFORTS, MAX_AGENTS } from "/ui/domain.js";
 
-const MAX_AGENTS = 12;
 const MAX_PERSONA = 4000;
 
 let modelsInfo = null;
