@@ -32,6 +32,7 @@ class ModelFacts:
     output_per_million: float | None
     supports_reasoning: bool
     supports_web_search: bool
+    mode: str | None  # "chat", "responses", "embedding", "audio_speech", ...
 
 
 @functools.cache
@@ -95,6 +96,7 @@ def lookup(model: str) -> ModelFacts | None:
         output_per_million=_per_million(entry.get("output_cost_per_token")),
         supports_reasoning=bool(entry.get("supports_reasoning")),
         supports_web_search=bool(entry.get("supports_web_search")),
+        mode=entry.get("mode") if isinstance(entry.get("mode"), str) else None,
     )
 
 
@@ -102,6 +104,16 @@ def _per_million(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
     return float(value) * _PER_MILLION
+
+
+CHAT_MODES = frozenset({"chat", "responses", "completion"})
+
+
+def can_chat(model: str) -> bool:
+    """False only for a model the catalogue lists as something else (embeddings, speech,
+    moderation...): unknown models are given the benefit of the doubt."""
+    facts = lookup(model)
+    return facts is None or facts.mode is None or facts.mode in CHAT_MODES
 
 
 def supports_reasoning(model: str) -> bool | None:

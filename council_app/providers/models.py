@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import catalog
 from .base import LLMProvider, ProviderError
 
 log = logging.getLogger(__name__)
@@ -77,4 +78,6 @@ class ModelDirectory:
         except ProviderError as e:
             log.warning("Cannot list the provider's models: %s", e)
             return ModelList(None, stamp, "unavailable", str(e))
-        return ModelList(list(models), stamp, "provider")
+        # An endpoint such as OpenAI's also lists embedding, speech and image models, which
+        # cannot answer a council question: not offered, and refused at PUT /council.
+        return ModelList([m for m in models if catalog.can_chat(m)], stamp, "provider")

@@ -33,6 +33,15 @@ def test_model_list_is_fetched_once_within_the_cache_time(fake_server, make_open
     assert _gets(fake_server) == 2
 
 
+def test_models_that_cannot_chat_are_not_offered(fake_server, make_openai):
+    fake_server.models = ["gpt-4o-mini", "text-embedding-3-small", "whisper-1", "tts-1", "mine"]
+
+    directory = ModelDirectory(make_openai())
+
+    assert directory.current().models == ["gpt-4o-mini", "mine"]
+    assert directory.is_known("text-embedding-3-small") is False
+
+
 def test_expired_cache_asks_again(fake_server, make_openai):
     fake_server.models = ["a"]
     directory = ModelDirectory(make_openai(), ttl_s=0)
