@@ -47,6 +47,15 @@ UNDER_TOAST = """() => {
     .map((el) => el.outerHTML.slice(0, 80));
 }"""
 
+# Notes when the header starts saying "Executing" (a retry really started).
+SAW_EXECUTING = """() => {
+  window.__sawExecuting = false;
+  const badge = document.querySelector('[data-testid=session-status]');
+  new MutationObserver(() => {
+    if (badge.textContent === 'Executing') window.__sawExecuting = true;
+  }).observe(badge, {childList: true, characterData: true, subtree: true});
+}"""
+
 # Every member state and streamed-text length the run cards ever showed.
 RECORD_STATES = """window.__states = new Set(); window.__live = new Set();
 new MutationObserver(() => {
@@ -742,15 +751,23 @@ def test_new_controls_work_from_the_keyboard(user_page: tuple[Page, Any, str]) -
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=agent-error] details pre").first).to_be_visible()
     # Retry with Enter; the sidebar search takes typed text.
+    page.evaluate(SAW_EXECUTING)
     page.locator("[data-testid=retry-failed]").focus()
     page.keyboard.press("Enter")
-    expect(header).to_have_text("Partly complete", timeout=30_000)
+    # (wait_for_function would eval a string, which the page's CSP forbids)
+    deadline = time.monotonic() + 15
+    while not page.evaluate("window.__sawExecuting"):
+        assert time.monotonic() < deadline, "the retry never started"
+        page.wait_for_timeout(50)
+    expect(page.locator("[data-testid=execution-text]")).to_contain_text(
+        f"Failed: {names[0]}", timeout=30_000
+    )
+    expect(header).to_have_text("Partly complete")
     page.locator("[data-testid=session-search]").focus()
     page.keyboard.type("without a mouse")
     expect(page.locator("li.session-item")).to_have_count(1)
     page.keyboard.press("Tab")
     expect(page.locator("li.session-item a.session-link")).to_be_focused()
-    assert names[0] in page.locator("[data-testid=execution-text]").inner_text()
 
 
 @pytest.mark.e2e
