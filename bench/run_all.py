@@ -288,7 +288,7 @@ exhaustion shows as a 503 (StoreUnavailable) or a QueuePool/TimeoutError line in
 **How to read it.** See the docstring of bench/bench_scale_data.py: both schemas are filled
 server-side in SQL (`generate_series`, one template document of about 20 KB with each
 session's own id and question), UNLOGGED while loading (no WAL: this measures reads), then
-VACUUM ANALYZEd. The heavy user owns every 50th session of the large schema (so a page
+ANALYZEd. The heavy user owns every 50th session of the large schema (so a page
 10,000 deep exists) and every 10th of the small one. Listing is keyset-paged
 (`GET /api/sessions?limit=50&cursor=...`, order created_at desc, id desc, served by the
 (user_id, created_at) index); the offset row is the contrast that keyset pagination
