@@ -82,6 +82,8 @@ def progress_patch(seq: int, agent_index: int) -> tuple[dict[str, Any], dict[str
 def open_store(url: str, gin: bool) -> PostgresStore:
     store = PostgresStore(bench_settings(url, state_gin_index=gin))
     store.create_schema()
+    if store.gin_index_job is not None:
+        store.gin_index_job.join()  # the index is built in the background
     return store
 
 
@@ -286,6 +288,8 @@ class Variant:
     def populate(self, docs: list[tuple[str, bytes]]) -> None:
         """Create the schema, then insert the same documents every variant of this size gets."""
         self.store.create_schema()
+        if self.store.gin_index_job is not None:
+            self.store.gin_index_job.join()  # the index is built in the background
         if self.fillfactor:  # before any row is written: it applies to new pages only
             self.probe.execute(
                 sa.text(f"ALTER TABLE session_state SET (fillfactor = {self.fillfactor})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +18,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from council_app.settings import Settings
-from council_app.store import pg_deadline, schema_versions
+from council_app.store import gin_index, pg_deadline, schema_versions
 from council_app.store.base import (
+    DocumentView,
     ProgressWrite,
     RevisionConflict,
     SessionRow,
@@ -36,7 +38,6 @@ from council_app.store.base import (
 from council_app.store.pg_hang import HangBreaker
 from council_app.store.pg_views import ViewReader
 from council_app.store.schema import (
-    GIN_INDEX_NAME,
     session_state,
     sessions,
     utcnow,
@@ -188,22 +189,15 @@ class PostgresStore(SqlMetadata, StateStore):
             schema_versions.upgrade_to_head(conn, adopt_legacy=adopt_legacy)
         self._ensure_gin_index()
 
+    # The background job that makes the GIN index follow STATE_GIN_INDEX (join to wait).
+    gin_index_job: threading.Thread | None = None
+
     def _ensure_gin_index(self) -> None:
-        """Best effort: a failure is a warning, never a failed start-up."""
-        try:
-            with self._tx(timeout_ms=SCHEMA_TIMEOUT_MS) as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-                if self.settings.state_gin_index:
-                    conn.execute(
-                        text(
-                            f"CREATE INDEX IF NOT EXISTS {GIN_INDEX_NAME} ON session_state "
-                            "USING gin (state jsonb_path_ops)"
-                        )
-                    )
-                else:
-                    conn.execute(text(f"DROP INDEX IF EXISTS {GIN_INDEX_NAME}"))
-        except StoreError as e:
-            log.warning("GIN index on session_state.state not changed: %s", e)
+        """Best effort, concurrently and in the background (store/gin_index.py): a build
+        over a large table neither blocks writes nor holds up start-up."""
+        self.gin_index_job = gin_index.ensure_at_start(
+            self.engine, self.settings.state_gin_index, _SCHEMA_LOCK_KEY
+        )
 
     # -- reads --------------------------------------------------------------------------
 
