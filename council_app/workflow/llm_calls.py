@@ -83,7 +83,7 @@ class LlmCalls:
         # The gateway's own figure first, else tokens x listed price; None when unknown.
         cost = self.prices.cost_of(completion)
         meter.add(step, agent, completion.input_tokens, completion.output_tokens, cost)
-        if self.on_cost is not None:
+        if self.on_cost is not None and cost is not None:  # unknown adds nothing
             try:
                 self.on_cost(sid, cost)
             except Exception:  # the answer is paid for: never lose it to the spend ledger
