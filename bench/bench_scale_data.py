@@ -269,7 +269,7 @@ def drive(port: int, items: list[tuple[str, str]], seconds: float, seed: int) ->
 def run(smoke: bool = False, sessions: int | None = None, budget: float | None = None) -> Section:
     from common import ensure_wrk
 
-    ensure_wrk()
+    ensure_wrk(install=not smoke)
     started = time.perf_counter()
     total = sessions or (2_000 if smoke else 1_000_000)
     budget = budget or (120.0 if smoke else float(os.environ.get("BENCH_SCALE_BUDGET_S", "420")))

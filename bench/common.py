@@ -54,22 +54,23 @@ def bench_settings(url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def ensure_wrk() -> bool:
+def ensure_wrk(install: bool = True) -> bool:
     """wrk (Debian package) for the HTTP benchmarks: installed with apt when missing and
-    allowed (root); False when it is still missing (callers fall back or say so)."""
+    allowed (root, ``install``); False when it is still missing (callers fall back to
+    Python threads and say so)."""
     import shutil
     import subprocess
 
     if shutil.which("wrk"):
         return True
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+    if install and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for cmd in (["apt-get", "install", "-y", "-qq", "wrk"], ["apt-get", "update", "-qq"]):
-            subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=600)
+            subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=180)
             if cmd[1] == "update":
                 subprocess.run(
                     ["apt-get", "install", "-y", "-qq", "wrk"],
-                    env=env, capture_output=True, check=False, timeout=600,
+                    env=env, capture_output=True, check=False, timeout=180,
                 )  # fmt: skip
             if shutil.which("wrk"):
                 break

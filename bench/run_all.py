@@ -42,7 +42,7 @@ BENCHES = ("flusher", "status", "councils", "scale", "migration", "mirror")
 MIGRATION_SCALE = int(os.environ.get("BENCH_MIGRATION_SCALE", "100000"))
 
 
-def machine() -> dict[str, str]:
+def machine(smoke: bool = False) -> dict[str, str]:
     """What the figures were measured on, read at run time."""
     info = {"cpus": str(os.cpu_count()), "memory": "?", "cpu": platform.processor() or "?"}
     try:
@@ -71,7 +71,7 @@ def machine() -> dict[str, str]:
     if os.environ.get("BENCH_NOTE"):  # e.g. who else was using the machine
         info["note"] = os.environ["BENCH_NOTE"]
     info["load average at the start"] = loadavg()
-    wrk = ensure_wrk() and shutil.which("wrk")
+    wrk = ensure_wrk(install=not smoke) and shutil.which("wrk")  # CI: no apt in smoke
     info["load generator"] = "wrk" if wrk else "Python threads + http.client (wrk not installed)"
     return info
 
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    info = machine()
+    info = machine(args.smoke)
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
     sections: list[Section] = []
     crashed = []
