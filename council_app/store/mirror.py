@@ -11,7 +11,8 @@ The request thread only serialises the document (orjson, indented like the old s
 files) and hands the bytes over; a daemon thread per process (started lazily, again after
 a fork) writes them atomically (temp file, fsync, rename).  Writes are coalesced per
 session: only the newest pending version is written.  A failed write is logged and
-counted, never raised: the database write it copies has succeeded.  ``flush(timeout)``
+counted, never raised (the database write it copies has succeeded), and retried with
+backoff for about a minute (a tombstone needs the database; a disk may fill up).  ``flush(timeout)``
 waits for the queue to drain (called by ``close`` at shutdown).
 
 A soft-deleted session's file says ``deleted: true`` (a rollback keeps it deleted); a hard
@@ -22,6 +23,7 @@ its owner from the metadata row, so the rollback lists it for the right person.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -49,12 +51,24 @@ class _Job:
     has_owner: bool = True
     tombstone: bool = False
     remove: bool = False
+    attempts: int = 0  # failed attempts so far
+
+
+# Seconds before each retry of a failed write (database down for a tombstone, disk full):
+# about a minute in all, then the failure is logged as an error and the write dropped.
+RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 class StateFileMirror(StoreDecorator):
-    def __init__(self, inner: StateStore, sessions_dir: Path) -> None:
+    def __init__(
+        self,
+        inner: StateStore,
+        sessions_dir: Path,
+        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+    ) -> None:
         super().__init__(inner)
         self.sessions_dir = Path(sessions_dir)
+        self.retry_delays_s = retry_delays_s
         self.written = 0
         self.failures = 0
         self._owners: dict[str, str] = {}
@@ -73,6 +87,7 @@ class StateFileMirror(StoreDecorator):
         parent's, and the parent's pending writes stay the parent's to do."""
         self._cond = threading.Condition()
         self._pending: dict[str, _Job] = {}
+        self._not_before: dict[str, float] = {}  # retries wait until then (monotonic)
         self._busy = 0
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -110,6 +125,7 @@ class StateFileMirror(StoreDecorator):
         try:
             with self._cond:
                 self._pending[session_id] = job  # coalesced: the newest version wins
+                self._not_before.pop(session_id, None)
                 self._cond.notify()
             self._ensure_thread()
         except Exception:  # never fail the request whose database write succeeded
@@ -128,23 +144,56 @@ class StateFileMirror(StoreDecorator):
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
-                if not self._pending:
+                session_id = self._next_ready()
+                if session_id is None:
                     return
-                session_id = next(iter(self._pending))
                 job = self._pending.pop(session_id)
+                self._not_before.pop(session_id, None)
                 self._busy += 1
             try:
                 self._apply(session_id, job)
                 self.written += 1
             except Exception as e:
                 self.failures += 1
-                log.warning("State-file mirror: %s not written (%s)", session_id, e)
+                self._retry_later(session_id, job, e)
             finally:
                 with self._cond:
                     self._busy -= 1
                     self._cond.notify_all()
+
+    def _next_ready(self) -> str | None:
+        """The next session whose job may run now, waiting for one; None: stop."""
+        while True:
+            if not self._pending:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+                continue
+            now = time.monotonic()
+            for sid in self._pending:
+                if self._not_before.get(sid, 0.0) <= now:
+                    return sid
+            if self._stopping:
+                return None  # only retries are left; close() has waited for them
+            self._cond.wait(min(self._not_before[sid] for sid in self._pending) - now)
+
+    def _retry_later(self, session_id: str, job: _Job, error: Exception) -> None:
+        if job.attempts >= len(self.retry_delays_s):
+            log.error(
+                "State-file mirror: %s not written after %d attempts, given up (%s)",
+                session_id,
+                job.attempts + 1,
+                error,
+            )
+            return
+        delay = self.retry_delays_s[job.attempts]
+        log.warning(
+            "State-file mirror: %s not written (%s); retrying in %.1f s", session_id, error, delay
+        )
+        with self._cond:
+            if session_id not in self._pending:  # a newer version replaces the retry
+                self._pending[session_id] = dataclasses.replace(job, attempts=job.attempts + 1)
+                self._not_before[session_id] = time.monotonic() + delay
 
     def _apply(self, session_id: str, job: _Job) -> None:
         path = legacy_files.state_path(self.sessions_dir, session_id)

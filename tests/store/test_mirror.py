@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from council_app.settings import Settings
-from council_app.store import ProgressWrite, SessionRow, build_store
+from council_app.store import ProgressWrite, SessionRow, build_store, legacy_files
 from council_app.store.decorator import unwrap
 from council_app.store.legacy_files import state_path
 from council_app.store.mirror import StateFileMirror
@@ -108,16 +108,44 @@ def test_owner_is_written_into_documents_that_lack_it(
 
 
 def test_a_failed_file_write_is_logged_never_raised(
-    mirror: StateFileMirror, pg_settings: Settings, caplog: pytest.LogCaptureFixture
+    pg_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pg_settings.sessions_dir.mkdir(parents=True, exist_ok=True)
-    (pg_settings.sessions_dir / SID).write_text("a file where the session folder should be")
-    with caplog.at_level(logging.WARNING, logger="council_app.store.mirror"):
-        mirror.create_session(row(), doc(), revision=1)  # no exception
-        assert mirror.flush(10)
-    assert mirror.failures == 1
-    assert any(SID in r.getMessage() and "not written" in r.getMessage() for r in caplog.records)
-    assert mirror.load(SID) is not None  # the database write stands
+    backend = build_store(dataclasses.replace(pg_settings, state_file_mirror=False))
+    mirror = StateFileMirror(backend, pg_settings.sessions_dir, retry_delays_s=(0.01, 0.02))
+    mirror.create_schema()
+    try:
+        pg_settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+        (pg_settings.sessions_dir / SID).write_text("a file where the session folder should be")
+        with caplog.at_level(logging.WARNING, logger="council_app.store.mirror"):
+            mirror.create_session(row(), doc(), revision=1)  # no exception
+            assert mirror.flush(10)
+        assert mirror.failures == 3  # the attempt and its two retries
+        messages = [r.getMessage() for r in caplog.records if SID in r.getMessage()]
+        assert sum("retrying" in m for m in messages) == 2
+        assert any("given up" in m for m in messages)
+        assert mirror.load(SID) is not None  # the database write stands
+    finally:
+        mirror.close()
+
+
+def test_a_transient_failure_is_retried(
+    mirror: StateFileMirror, pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk, say: the first attempt fails, the retry writes the file."""
+    real = legacy_files.write_bytes_atomic
+    calls: list[Path] = []
+
+    def full_once(path: Path, payload: bytes, **kwargs: Any) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real(path, payload, **kwargs)
+
+    monkeypatch.setattr(legacy_files, "write_bytes_atomic", full_once)
+    mirror.create_session(row(), doc(), revision=1)
+    assert mirror.flush(10)
+    assert len(calls) == 2 and mirror.failures == 1
+    assert on_disk(pg_settings) == doc()
 
 
 def test_mirror_off_writes_no_file(pg_settings: Settings) -> None:
