@@ -105,7 +105,7 @@ def _iso(value: Any) -> Any:
     ),
     ok=ref("SessionCreated"),
     status=200,  # the old server's clients check for 200
-    errors=(400, 401, 404, 413, 415, 503),  # 404: follow_up_of names no session of yours
+    errors=(400, 401, 404, 410, 413, 415, 503),  # follow_up_of: 404 not yours, 410 deleted
 )
 def create_session() -> tuple[Response, int]:
     user = current_user()
