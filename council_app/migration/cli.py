@@ -202,6 +202,9 @@ def target_url(env: Mapping[str, str]) -> tuple[str, str | None]:
     return url, note
 
 
+IN_PLACE_LABEL = "the old server's tables in this database"
+
+
 class Refused(Exception):
     """The run cannot start; the message is the one line the operator sees."""
 
@@ -247,8 +250,7 @@ def open_legacy(sqlite_url: str | None, store: PostgresStore) -> LegacySource | 
     except SQLAlchemyError:
         prefix = None
     if prefix is not None:
-        label = "the old server's tables in this database"
-        return OldServerDb(conn, prefix, label, on_close=conn.close)
+        return OldServerDb(conn, prefix, IN_PLACE_LABEL, on_close=conn.close)
     conn.close()
     return _open_file(None, explicit=False)
 
@@ -349,7 +351,13 @@ def main(
     if schema_note:
         summary.notes.append(schema_note)
     if legacy is not None:
-        summary.notes.append(f"legacy SQLite database: {legacy.label}")
+        summary.notes.append(f"legacy database: {legacy.label}")
+        default_file = _sqlite_path(None, explicit=False)
+        if legacy.label == IN_PLACE_LABEL and default_file is not None:
+            summary.notes.append(
+                f"{default_file} was not read (this database's old tables were): run again "
+                f"with --legacy-db {default_file} to bring in its sessions too"
+            )
     elif mode != "export":
         summary.notes.append("no legacy SQLite database")
     total = source.count_candidates(opts.sessions_dir) if mode != "export" else 0

@@ -209,3 +209,16 @@ def test_runbook_script_runs_the_same_tool(pg_url: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr  # the session with no state anywhere
     assert_carried(CliResult(done.returncode, done.stdout, done.stderr), shape)
+
+
+def test_in_place_run_says_a_default_file_was_not_read(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = sa.create_engine(pg_url)
+    build_old_server(engine, tmp_path / "sessions")
+    engine.dispose()
+    old_sqlite_file(tmp_path / "agent_council.db", tmp_path / "other-sessions")
+    monkeypatch.chdir(tmp_path)
+    result = run(pg_url, "--sessions-dir", str(tmp_path / "sessions"))
+    notes = " ".join(result.summary["notes"])
+    assert "agent_council.db was not read" in notes and "--legacy-db" in notes
