@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.routing import Rule
 
 from council_app.domain import EFFORTS, MemberState
-from council_app.workflow.validation import MAX_AGENTS, MAX_NAME_CHARS, MAX_PERSONA_CHARS
+from council_app.workflow.council_input import MAX_AGENTS, MAX_NAME_CHARS, MAX_PERSONA_CHARS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,8 +14,8 @@ import json
 from flask import Blueprint, Response, abort, current_app, render_template
 
 from council_app.domain import EFFORTS, RUNNING, MemberState, SessionStatus, Step
+from council_app.workflow.council_input import MAX_AGENTS
 from council_app.workflow.uploads import ALLOWED_EXTENSIONS
-from council_app.workflow.validation import MAX_AGENTS
 
 bp = Blueprint(
     "web",

@@ -24,6 +24,7 @@ from council_app.store.base import SessionRow
 from council_app.store.schema import utcnow
 from council_app.workflow.base import StepsBase, refuse_if_running
 from council_app.workflow.costs import empty_tokens
+from council_app.workflow.council_input import check_council
 from council_app.workflow.errors import StepConflict, UpstreamFailed
 from council_app.workflow.follow_ups import add_follow_up, carried_context
 from council_app.workflow.llm_calls import LlmCalls
@@ -31,7 +32,6 @@ from council_app.workflow.runs import INTERNAL_ERROR, Runs
 from council_app.workflow.session_log import SessionLog
 from council_app.workflow.steps import clear_from
 from council_app.workflow.uploads import UploadRejected, remove_session_files, save_upload
-from council_app.workflow.validation import validate_council
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class CouncilWorkflow(StepsBase):
         return council
 
     def set_council(self, sid: str, payload: Any) -> dict[str, Any]:
-        council = validate_council(payload, self.settings.council_max_agents, self.known_model)
+        council = check_council(payload, self.settings.council_max_agents, self.known_model)
 
         def apply(state: dict[str, Any]) -> dict[str, Any]:
             refuse_if_running(state)
