@@ -263,11 +263,36 @@ def _background_step_doc(summary: str) -> Callable[[F], F]:
     for 200); ``status`` in the body says whether a run started (``accepted``) or why not."""
     return doc(
         summary,
-        query=[q_bool("force", "Run again even if it already ran")],
+        query=[
+            q_bool("force", "Run again even if it already ran"),
+            {
+                "name": "retry",
+                "in": "query",
+                "required": False,
+                "description": "failed: ask only the members whose last answer failed; the "
+                "others keep their answers and cost (status nothing_to_retry when none "
+                "failed; not with force)",
+                "schema": {"type": "string", "enum": ["failed"]},
+            },
+        ],
         ok=ref("RunStarted"),
         status=200,
         errors=(400, 401, 404, 409, 410, 429, 503),
     )
+
+
+def retry_failed() -> bool:
+    """``?retry=failed``: ask only the members whose last answer failed (issue 15)."""
+    raw = request.args.get("retry")
+    if raw is None or raw == "":
+        return False
+    if raw != "failed":
+        raise ApiError(400, "bad_request", "Query parameter 'retry' must be 'failed'")
+    if flag("force"):
+        raise ApiError(
+            400, "bad_request", "Use either force (everyone again) or retry=failed, not both"
+        )
+    return True
 
 
 def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
@@ -282,7 +307,9 @@ def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
 @_background_step_doc("Start the council's answers in the background (poll /status)")
 def execute(session_id: str) -> tuple[Response, int]:
     spending_session(session_id)
-    outcome = services().workflow.start_execute(session_id, flag("force"))
+    outcome = services().workflow.start_execute(
+        session_id, flag("force"), retry_failed=retry_failed()
+    )
     return _run_started(session_id, outcome)
 
 
@@ -290,7 +317,9 @@ def execute(session_id: str) -> tuple[Response, int]:
 @_background_step_doc("Start the peer review in the background (poll /status)")
 def peer_review(session_id: str) -> tuple[Response, int]:
     spending_session(session_id)
-    outcome = services().workflow.start_review(session_id, flag("force"))
+    outcome = services().workflow.start_review(
+        session_id, flag("force"), retry_failed=retry_failed()
+    )
     return _run_started(session_id, outcome)
 
 

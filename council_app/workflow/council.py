@@ -144,12 +144,12 @@ class CouncilWorkflow(StepsBase):
 
     # -- runs (runs.py executes every LLM step as a leased run) ------------------------
 
-    def start_execute(self, sid: str, force: bool) -> str:
-        outcome, value = self.runs.start(sid, RunKind.EXECUTE, force)
+    def start_execute(self, sid: str, force: bool, *, retry_failed: bool = False) -> str:
+        outcome, value = self.runs.start(sid, RunKind.EXECUTE, force, retry_failed=retry_failed)
         return "accepted" if outcome == "accepted" else str(value)
 
-    def start_review(self, sid: str, force: bool) -> str:
-        outcome, value = self.runs.start(sid, RunKind.REVIEW, force)
+    def start_review(self, sid: str, force: bool, *, retry_failed: bool = False) -> str:
+        outcome, value = self.runs.start(sid, RunKind.REVIEW, force, retry_failed=retry_failed)
         return "accepted" if outcome == "accepted" else str(value)
 
     def synthesize(self, sid: str, force: bool) -> str:

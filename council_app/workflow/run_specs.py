@@ -109,6 +109,8 @@ class StepSpec:
     ask: Callable[[Ask, Member], Outcome]
     finish: Callable[[dict[str, Any], list[Outcome | None], str | None], None]
     prepare: Callable[[dict[str, Any], list[Member]], None] = lambda s, m: None
+    # A retry of the failed members keeps these (issue 15): the last run's good answers.
+    kept: Callable[[dict[str, Any], list[Member]], dict[str, Outcome]] = lambda s, m: {}
 
     @property
     def key(self) -> str:
@@ -137,6 +139,30 @@ def successful_results(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         r for r in items or [] if isinstance(r, dict) and r.get("status", "success") == "success"
     ]
+
+
+def _kept_proposals(state: dict[str, Any], members: list[Member]) -> dict[str, Outcome]:
+    """The agents whose last answer succeeded (same name, same place in the council)."""
+    by_name = {m.name: m for m in members}
+    kept: dict[str, Outcome] = {}
+    for entry in successful_results(state):
+        m = by_name.get(str(entry.get("agent_name")))
+        if m is not None and entry.get("proposal_id") == m.index + 1:
+            kept[m.name] = Outcome(copy.deepcopy(entry), MemberState.DONE, "Done")
+    return kept
+
+
+def _kept_reviews(state: dict[str, Any], members: list[Member]) -> dict[str, Outcome]:
+    """The reviewers whose last review parsed; a skipped one is decided again (no call)."""
+    names = {m.name for m in members}
+    reviews = state.get("peer_reviews")
+    kept: dict[str, Outcome] = {}
+    for entry in reviews if isinstance(reviews, list) else []:
+        if isinstance(entry, dict) and entry.get("reviewer") in names and "parsed" in entry:
+            kept[str(entry["reviewer"])] = Outcome(
+                copy.deepcopy(entry), MemberState.DONE, "Critique Complete"
+            )
+    return kept
 
 
 def _agents(state: dict[str, Any]) -> list[Member]:
@@ -296,6 +322,7 @@ EXECUTE = StepSpec(
     ask=_execute_ask,
     finish=_execute_finish,
     prepare=_execute_prepare,
+    kept=_kept_proposals,
 )
 
 
@@ -378,6 +405,7 @@ REVIEW = StepSpec(
     ask=_review_ask,
     finish=_review_finish,
     prepare=_review_prepare,
+    kept=_kept_reviews,
 )
 
 

@@ -108,6 +108,15 @@ _FAILED = {
 }
 
 
+def _show_kept(state: dict[str, Any], spec: StepSpec, kept: dict[str, Outcome]) -> None:
+    """A retry's kept members show their finished word from the start, not "Queued"."""
+    for name, outcome in kept.items():
+        state["members"][spec.key][name] = {"state": outcome.state, "text": outcome.word}
+        status = state.get(spec.status_key) if spec.status_key else None
+        if isinstance(status, dict):
+            status[name] = outcome.word
+
+
 class Stopped(Exception):
     """A member's call was abandoned: cancel, deadline, hand-over or takeover."""
 
@@ -125,6 +134,7 @@ class _Live:
     superseded: threading.Event = field(default_factory=threading.Event)
     handover: threading.Event = field(default_factory=threading.Event)
     finishing: threading.Event = field(default_factory=threading.Event)
+    kept: dict[str, Outcome] = field(default_factory=dict)  # a retry's good answers
 
     @property
     def lease_id(self) -> str:
@@ -162,11 +172,19 @@ class Runs(StepsBase):
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, sid: str, kind: str, force: bool) -> tuple[str, Any]:
-        """Start ``kind`` as a leased run: ``("accepted", root)`` or ``("existing", value)``."""
+    def start(
+        self, sid: str, kind: str, force: bool, *, retry_failed: bool = False
+    ) -> tuple[str, Any]:
+        """Start ``kind`` as a leased run: ``("accepted", root)`` or ``("existing", value)``.
+
+        ``retry_failed`` keeps the members whose last answer succeeded (their result, words
+        and cost stay as they are) and asks only the others: the UI's "retry the failed
+        ones" must not pay twice for answers it already has (issue 15).
+        """
         spec = SPECS[kind]
         lease = self.settings.run_lease_seconds
         started: dict[str, Any] = {}
+        kept: dict[str, Outcome] = {}
 
         def begin(state: dict[str, Any]) -> tuple[str, Any]:
             if state.get("deleted"):
@@ -175,12 +193,18 @@ class Runs(StepsBase):
             missing = spec.prerequisite(state)
             if missing:
                 raise PrerequisiteMissing(missing)
-            if not force:
+            members = spec.members(state)
+            kept.clear()
+            if retry_failed:
+                kept.update(spec.kept(state, members))
+                if len(kept) == len(members):
+                    return "existing", spec.existing(state) or "nothing_to_retry"
+            elif not force:
                 existing = spec.existing(state)
                 if existing is not None:
                     return "existing", existing
-            members = spec.members(state)
             spec.start(state, members)
+            _show_kept(state, spec, kept)
             now = time.time()
             state["run"] = {
                 "root": uuid.uuid4().hex,
@@ -194,17 +218,46 @@ class Runs(StepsBase):
                 "takeovers": 0,
                 "tokens_at_start": state.get("tokens"),
             }
+            if kept:
+                state["run"]["kept"] = sorted(kept)
             started.clear()
             started.update(copy.deepcopy(state))
             return "accepted", state["run"]["root"]
 
         outcome: tuple[str, Any] = self._update(sid, begin)
         if outcome[0] == "accepted":
-            self._launch(sid, spec, started)
+            self._keep(sid, spec, str(outcome[1]), kept)
+            self._launch(sid, spec, started, kept)
         return outcome
 
-    def _launch(self, sid: str, spec: StepSpec, snapshot: dict[str, Any]) -> None:
-        live = _Live(sid, spec, dict(snapshot["run"]))
+    def _keep(self, sid: str, spec: StepSpec, root: str, kept: dict[str, Outcome]) -> None:
+        """The kept members as checkpoints of the new run, so a takeover keeps them too.
+
+        Their cost is already in the run's starting totals: ``usage`` says ``kept`` and the
+        resume adds nothing.  A checkpoint not stored only costs a takeover a repeat call.
+        """
+        for name, outcome in kept.items():
+            checkpoint = MemberCheckpoint(
+                sid,
+                spec.key,
+                name,
+                root,
+                outcome.state,
+                {"entry": outcome.entry, "word": outcome.word, "usage": {"kept": True}},
+            )
+            try:
+                self.states.put_member(checkpoint)
+            except StoreError as e:
+                log.warning("Kept member %s/%s not checkpointed: %s", sid, name, e)
+
+    def _launch(
+        self,
+        sid: str,
+        spec: StepSpec,
+        snapshot: dict[str, Any],
+        kept: dict[str, Outcome] | None = None,
+    ) -> None:
+        live = _Live(sid, spec, dict(snapshot["run"]), kept=dict(kept or {}))
         live.thread = threading.Thread(
             target=self._guarded, args=(live, snapshot), name=f"run-{spec.kind}-{sid}", daemon=True
         )
@@ -257,6 +310,9 @@ class Runs(StepsBase):
             stored = {}
         resumed: dict[str, Any] = {}
         for i, m in enumerate(members):
+            if m.name in live.kept:  # a retry's good answer: already paid for and counted
+                outcomes[i] = resumed[m.name] = live.kept[m.name]
+                continue
             checkpoint = stored.get(m.name)
             if checkpoint is None or checkpoint.state not in FINISHED_MEMBER_STATES:
                 continue
@@ -266,7 +322,10 @@ class Runs(StepsBase):
                 checkpoint.result.get("word", ""),
             )
             outcomes[i] = outcome
+            resumed[m.name] = outcome
             usage = checkpoint.result.get("usage") or {}
+            if usage.get("kept"):
+                continue  # kept by a retry: its cost is in the starting totals
             meter.add(
                 spec.key,
                 m.name,
@@ -274,7 +333,6 @@ class Runs(StepsBase):
                 int(usage.get("output_tokens", 0)),
                 _cost(usage),
             )
-            resumed[m.name] = outcome
         if resumed:
             log.info(
                 "Run %s of %s resumes: %d member(s) already answered", spec.kind, sid, len(resumed)

@@ -134,9 +134,11 @@ export const api = {
   execute(id, force = false) {
     return request("POST", `/api/sessions/${enc(id)}/execute`, { query: forceQuery(force) });
   },
-  /** Run the failed members again. Today the API re-runs the whole step (force). */
-  retryFailed(id, _names) {
-    return request("POST", `/api/sessions/${enc(id)}/execute`, { query: forceQuery(true) });
+  /** Ask only the members whose last answer failed; the others keep theirs (and their cost).
+   * step: "execute" or "review". */
+  retryFailed(id, step = "execute") {
+    const path = step === "review" ? "peer_review" : "execute";
+    return request("POST", `/api/sessions/${enc(id)}/${path}`, { query: { retry: "failed" } });
   },
   status(id) {
     return request("GET", `/api/sessions/${enc(id)}/status`);

@@ -283,7 +283,9 @@ export async function renderRun(page, container) {
       withBusy(button, "Starting…", async () => {
         try {
           const response = await call();
-          if (response && typeof response.status === "string" && response.status.startsWith("already")) {
+          if (response && response.status === "nothing_to_retry") {
+            toast("Nothing failed: nothing to retry");
+          } else if (response && typeof response.status === "string" && response.status.startsWith("already")) {
             toast("Already done; showing the stored results");
           } else if (page.isCurrent()) {
             memberErrors = new Map();
@@ -301,7 +303,7 @@ export async function renderRun(page, container) {
 
   starter(executeButton, "executing", () => api.execute(page.id));
   starter(rerunButton, "executing", () => api.execute(page.id, true));
-  starter(retryButton, "executing", () => api.retryFailed(page.id, page.info.failed));
+  starter(retryButton, "executing", () => api.retryFailed(page.id, "execute"));
   starter(reviewButton, "reviewing", () => api.peerReview(page.id));
   starter(rereviewButton, "reviewing", () => api.peerReview(page.id, true));
   cancelButton.addEventListener("click", () =>
