@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,9 @@ class StateFileMirror(StoreDecorator):
                 return
             state = stored.state
             state["deleted"] = True
+            # Dated now: the embedded backend takes a file over its row only when newer,
+            # and a session that was in SQLite before the move must come back deleted.
+            state["updated_at"] = datetime.now(UTC).isoformat()
             payload = legacy_files.json_bytes(self._with_owner(session_id, state))
         else:
             assert job.payload is not None

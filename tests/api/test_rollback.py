@@ -93,6 +93,7 @@ def test_rollback_after_postgres_work_loses_nothing(pg_url: str, tmp_path: Path)
         for name in ("council", "execute"):
             step(app, alice, e1, name)
         e2 = new_session(bob, "Before the move: untouched")
+        e3 = new_session(bob, "Before the move: deleted on PostgreSQL")
 
     # 2. migrate_state.py, as the runbook says.
     out, err = io.StringIO(), io.StringIO()
@@ -122,6 +123,7 @@ def test_rollback_after_postgres_work_loses_nothing(pg_url: str, tmp_path: Path)
         for name in ("council", "execute"):
             step(app, bob, p3, name)
         assert bob.delete(f"/api/sessions/{p3}").status_code == 200
+        assert bob.delete(f"/api/sessions/{e3}").status_code == 200  # SQLite still has it live
         p4 = new_session(carol, "On PostgreSQL: hard-deleted")
         assert carol.delete(f"/api/sessions/{p4}?hard=true").status_code == 200
         step(app, dev, LEGACY, "council")  # a file-only session adopted by a write
@@ -149,6 +151,7 @@ def test_rollback_after_postgres_work_loses_nothing(pg_url: str, tmp_path: Path)
         assert contents(app, after) == before_contents  # results, reviews, verdict
         bob, carol = client_for(app, "bob"), client_for(app, "carol")
         assert bob.get(f"/api/sessions/{p3}/status").status_code == 410  # still deleted
+        assert bob.get(f"/api/sessions/{e3}/status").status_code == 410  # over its SQLite row
         assert carol.get(f"/api/sessions/{p4}/status").status_code in (404, 410)
         # The next write adopts a PostgreSQL-born session into the embedded backend.
         step(app, bob, p2, "execute")
