@@ -208,11 +208,24 @@ def test_partial_success_is_amber_named_retryable_and_not_ranked(
     expect(card.locator("[data-testid=agent-error]")).to_contain_text("Proposal failed.")
     shots(page, "partial-after-reload")
 
-    # One click retries (a forced re-run today); the member fails again, as configured.
+    # One click retries the failed member only (?retry=failed); it fails again, as
+    # configured, and the two that succeeded are neither asked nor paid for again.
+    def execute_calls() -> list[str]:
+        logs = api_ok(page.request.get(f"/api/sessions/{sid}/logs"))["logs"]
+        return sorted(e["agent"] for e in logs if e["step"] == "execute")
+
+    def answers() -> dict[str, Any]:
+        results = api_ok(page.request.get(f"/api/sessions/{sid}/results"))
+        return {r["agent_name"]: r for r in results["execution_results"]}
+
+    assert execute_calls() == sorted(names)
+    kept_before = {n: r for n, r in answers().items() if n != failed}
     retry.click()
     expect(header).to_have_text("Executing")
     expect(page.locator("[data-testid=session-step]")).to_have_text("Agents are answering")
     expect(header).to_have_text("Partly complete", timeout=30_000)
+    assert execute_calls() == sorted([*names, failed])
+    assert {n: r for n, r in answers().items() if n != failed} == kept_before
 
     # Review, then results: the failed agent is not ranked; review cards name agents.
     page.get_by_role("button", name="Start peer review").click()
