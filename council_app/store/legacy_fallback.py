@@ -142,6 +142,9 @@ class LegacyFileFallback(StoreDecorator):
         stored = self.inner.load(session_id)
         if stored is not None:
             return stored
+        row = self.inner.get_session(session_id)
+        if row is not None and row.deleted_at is not None:
+            return None  # hard-deleted here: a file left behind (a mirror copy) is not served
         state = legacy_files.read_state(self.sessions_dir, session_id)
         return None if state is None else StoredState(state, 0)
 

@@ -231,3 +231,18 @@ def test_embedded_start_lays_newer_files_over_stale_rows(tmp_path: Path) -> None
         again.close()
     finally:
         restarted.close()
+
+
+def test_a_hard_deleted_session_is_not_served_from_a_leftover_file(
+    files_and_store, backend_settings: Settings
+) -> None:
+    """Its tombstone stays (410); a state.json left behind (a mirror copy not yet removed,
+    an operator's backup) must not bring the document back."""
+    docs, store = files_and_store
+    store.write_state(BOB_OLD, docs[BOB_OLD], expected_revision=0, new_revision=3)
+    store.mark_deleted(BOB_OLD, hard=True)
+    write_json_atomic(backend_settings.sessions_dir / BOB_OLD / "state.json", docs[BOB_OLD])
+    row = store.get_session(BOB_OLD)
+    assert row is not None and row.deleted_at is not None
+    assert store.load(BOB_OLD) is None
+    assert store.list_sessions("bob", 10, 0) == []
