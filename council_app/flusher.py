@@ -39,43 +39,38 @@ REJECTED_IDS_KEPT = 20  # the last sessions whose entries were refused, for /api
 Key = tuple[str, str | None]  # (session id, run id or None for reports from outside a run)
 
 
-@dataclass
-class PendingProgress:
-    """Coalesced patches of one session (and one run) not yet in the database."""
-
-    patch: dict[str, Any]
-    revision: int
-    meta: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    superseded: bool = False  # taken by an immediate write while its flush was in flight
-
-    def then(self, newer: PendingProgress | None) -> PendingProgress:
-        """This entry followed by a newer one, as one entry.  A newer run's progress
-        replaces an older run's (that run is over); progress without a run merges with
-        either and the run's id is kept."""
-        if newer is None:
-            return self
-        if newer.run_id is not None and self.run_id is not None and newer.run_id != self.run_id:
-            return newer
-        patch = deep_merge(deep_merge({}, self.patch), newer.patch)
-        return PendingProgress(
-            patch,
-            max(self.revision, newer.revision),
-            {**self.meta, **newer.meta},
-            self.run_id if self.run_id is not None else newer.run_id,
-        )
-
-    def copy(self) -> PendingProgress:
-        return PendingProgress(
-            deep_merge({}, self.patch), self.revision, dict(self.meta), self.run_id
-        )
+def _then(older: ProgressWrite, newer: ProgressWrite | None) -> ProgressWrite:
+    """``older`` followed by ``newer``, as one write.  A newer run's progress replaces an
+    older run's (that run is over); progress without a run merges with either and the
+    run's id is kept."""
+    if newer is None:
+        return older
+    if newer.run_id is not None and older.run_id is not None and newer.run_id != older.run_id:
+        return newer
+    return ProgressWrite(
+        older.session_id,
+        deep_merge(deep_merge({}, older.patch), newer.patch),
+        max(older.revision, newer.revision),
+        {**older.meta, **newer.meta},
+        older.run_id if older.run_id is not None else newer.run_id,
+    )
 
 
-def _fold(entries: list[PendingProgress]) -> PendingProgress | None:
+def _copy(entry: ProgressWrite) -> ProgressWrite:
+    return ProgressWrite(
+        entry.session_id,
+        deep_merge({}, entry.patch),
+        entry.revision,
+        dict(entry.meta),
+        entry.run_id,
+    )
+
+
+def _fold(entries: list[ProgressWrite]) -> ProgressWrite | None:
     """Entries of one session as one, oldest revision first."""
-    folded: PendingProgress | None = None
+    folded: ProgressWrite | None = None
     for entry in sorted(entries, key=lambda e: e.revision):
-        folded = entry.copy() if folded is None else folded.then(entry)
+        folded = _copy(entry) if folded is None else _then(folded, entry)
     return folded
 
 
@@ -117,8 +112,12 @@ class ProgressFlusher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: dict[Key, PendingProgress] = {}
-        self._inflight: dict[Key, PendingProgress] = {}
+        # Pending progress is kept as the store's own ``ProgressWrite`` (one shape for a
+        # progress write everywhere: flusher, store, recovery file).
+        self._pending: dict[Key, ProgressWrite] = {}
+        self._inflight: dict[Key, ProgressWrite] = {}
+        # In-flight keys an immediate write took over (``take``) while their flush ran.
+        self._superseded: set[Key] = set()
 
     # -- producers ----------------------------------------------------------------------
 
@@ -141,8 +140,8 @@ class ProgressFlusher:
                         del self._pending[other]
             entry = self._pending.get(key)
             if entry is None:
-                self._pending[key] = PendingProgress(
-                    deep_merge({}, patch), revision, dict(meta or {}), run_id
+                self._pending[key] = ProgressWrite(
+                    session_id, deep_merge({}, patch), revision, dict(meta or {}), run_id
                 )
             else:
                 deep_merge(entry.patch, patch)
@@ -151,12 +150,16 @@ class ProgressFlusher:
                     entry.meta.update(meta)
             self.stats.updates_accepted += 1
 
-    def _entries(self, session_id: str, *, pending_only: bool = False) -> list[PendingProgress]:
+    def _entries(self, session_id: str, *, pending_only: bool = False) -> list[ProgressWrite]:
         """In-flight (not superseded) and pending entries of a session; lock held."""
         found = (
             []
             if pending_only
-            else [e for k, e in self._inflight.items() if k[0] == session_id and not e.superseded]
+            else [
+                e
+                for k, e in self._inflight.items()
+                if k[0] == session_id and k not in self._superseded
+            ]
         )
         found += [e for k, e in self._pending.items() if k[0] == session_id]
         return found
@@ -172,61 +175,60 @@ class ProgressFlusher:
             deep_merge(merged, entry.patch)
         return merged
 
-    def take(self, session_id: str) -> PendingProgress | None:
+    def take(self, session_id: str) -> ProgressWrite | None:
         """Remove a session's unflushed progress so an immediate write can fold it in.
 
         In-flight copies are marked superseded: if their flush lands first, the immediate
         write reads it back; if it lands later, its older revision is rejected.
         """
         with self._lock:
-            entries: list[PendingProgress] = []
+            entries: list[ProgressWrite] = []
             for key in [k for k in self._inflight if k[0] == session_id]:
-                inflight = self._inflight[key]
-                if not inflight.superseded:
-                    inflight.superseded = True
-                    entries.append(inflight.copy())
+                if key not in self._superseded:
+                    self._superseded.add(key)
+                    entries.append(_copy(self._inflight[key]))
             for key in [k for k in self._pending if k[0] == session_id]:
                 entries.append(self._pending.pop(key))
         return _fold(entries)
 
-    def restore(self, session_id: str, entry: PendingProgress) -> None:
+    def restore(self, session_id: str, entry: ProgressWrite) -> None:
         """Give back what ``take`` returned when the immediate write failed."""
         with self._lock:
             self._requeue((session_id, entry.run_id), entry)
         self._ensure_thread()
 
-    def _requeue(self, key: Key, entry: PendingProgress) -> None:
+    def _requeue(self, key: Key, entry: ProgressWrite) -> None:
         """Put an unwritten entry back before anything accepted since; lock held."""
-        self._pending[key] = entry.then(self._pending.get(key))
+        self._pending[key] = _then(entry, self._pending.get(key))
 
     @property
     def pending_sessions(self) -> int:
         with self._lock:
             sessions = {k[0] for k in self._pending}
-            sessions.update(k[0] for k, v in self._inflight.items() if not v.superseded)
+            sessions.update(k[0] for k in self._inflight if k not in self._superseded)
             return len(sessions)
 
-    def pending_items(self) -> dict[str, PendingProgress]:
+    def pending_items(self) -> dict[str, ProgressWrite]:
         """Everything unflushed, one entry per session (for the file fallback at exit)."""
         with self._lock:
             ids = {k[0] for k in self._pending}
-            ids.update(k[0] for k, v in self._inflight.items() if not v.superseded)
+            ids.update(k[0] for k in self._inflight if k not in self._superseded)
             grouped = {sid: self._entries(sid) for sid in ids}
-        out: dict[str, PendingProgress] = {}
+        out: dict[str, ProgressWrite] = {}
         for sid, entries in grouped.items():
             folded = _fold(entries)
             if folded is not None:
                 out[sid] = folded
         return out
 
-    def drain(self) -> dict[str, PendingProgress]:
+    def drain(self) -> dict[str, ProgressWrite]:
         """Remove and return everything unflushed, one entry per session: what the exit
         path keeps on disk instead (a second shutdown then has nothing left to retry)."""
         items = self.pending_items()
         with self._lock:
             self._pending = {}
-            for entry in self._inflight.values():
-                entry.superseded = True  # if its write still lands, the file loses to it
+            # If an in-flight write still lands, the file loses to it.
+            self._superseded.update(self._inflight)
         return items
 
     # -- the thread ---------------------------------------------------------------------
@@ -285,16 +287,17 @@ class ProgressFlusher:
                 return True
             batch, self._pending = self._pending, {}
             self._inflight = batch
+            self._superseded = set()
         started = time.perf_counter()
         landed, stale, unwritten, error = self._write(list(batch.items()))
         elapsed = time.perf_counter() - started
         with self._lock:
             for key in unwritten:
-                entry = batch[key]
-                if not entry.superseded:
-                    self._requeue(key, entry)
+                if key not in self._superseded:
+                    self._requeue(key, batch[key])
+            superseded, self._superseded = self._superseded, set()
             self._inflight = {}
-        rejected = [sid for sid, run in stale if not batch[(sid, run)].superseded]
+        rejected = [sid for sid, run in stale if (sid, run) not in superseded]
         if rejected:
             self.stats.stale_rejected += len(rejected)
             log.info(
@@ -326,7 +329,7 @@ class ProgressFlusher:
         return True
 
     def _write(
-        self, items: list[tuple[Key, PendingProgress]]
+        self, items: list[tuple[Key, ProgressWrite]]
     ) -> tuple[int, list[Key], list[Key], Exception | None]:
         """Write ``items``; returns (rows landed, stale keys, keys still to write, error).
 
@@ -334,7 +337,7 @@ class ProgressFlusher:
         statement updates each row once.  The older revision goes first, so neither is
         refused as stale because of the other.
         """
-        rounds: list[list[tuple[Key, PendingProgress]]] = []
+        rounds: list[list[tuple[Key, ProgressWrite]]] = []
         seen: dict[str, int] = {}
         for key, entry in sorted(items, key=lambda kv: kv[1].revision):
             n = seen.get(key[0], 0)
@@ -355,7 +358,7 @@ class ProgressFlusher:
 
     def _write_isolating(
         self,
-        items: list[tuple[Key, PendingProgress]],
+        items: list[tuple[Key, ProgressWrite]],
         landed: list[Key],
         stale: list[Key],
         rejected: list[Key],
@@ -363,9 +366,7 @@ class ProgressFlusher:
         """One statement for ``items``; when the database refuses their data, halves until
         the entry at fault is alone, and rejects that one.  Outcomes are appended as they
         happen, so an error part-way leaves exactly the unwritten keys for a retry."""
-        writes = [
-            ProgressWrite(sid, e.patch, e.revision, e.meta, run_id) for (sid, run_id), e in items
-        ]
+        writes = [e for _, e in items]
         try:
             stale_ids = set(self.store.write_progress(writes))
         except StoreDataError as e:

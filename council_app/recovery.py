@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,8 @@ def save(
         with contextlib.suppress(ValueError):
             record = orjson.loads(path.read_bytes())
     if progress is not None:
-        record["progress"] = {
-            "patch": progress.patch,
-            "revision": progress.revision,
-            "meta": progress.meta,
-            "run_id": progress.run_id,
-        }
+        # The write itself, less the session id the file is named by.
+        record["progress"] = {k: v for k, v in asdict(progress).items() if k != "session_id"}
     if state is not None:
         doc, revision = state
         record["state"] = {"doc": doc, "revision": revision}
@@ -102,14 +99,12 @@ def _apply(store: StateStore, session_id: str, record: dict[str, Any]) -> None:
                 continue
     saved_progress = record.get("progress")
     if saved_progress:
-        store.write_progress(
-            [
-                ProgressWrite(
-                    session_id,
-                    saved_progress["patch"],
-                    saved_progress["revision"],
-                    saved_progress.get("meta") or {},
-                    saved_progress.get("run_id"),
-                )
-            ]
-        )
+        store.write_progress([_progress_write(session_id, saved_progress)])
+
+
+def _progress_write(session_id: str, saved: dict[str, Any]) -> ProgressWrite:
+    """The ``ProgressWrite`` a record holds (files from older versions have the same keys)."""
+    known = {f.name for f in fields(ProgressWrite)} - {"session_id"}
+    values = {k: v for k, v in saved.items() if k in known}
+    values["meta"] = values.get("meta") or {}
+    return ProgressWrite(session_id, **values)

@@ -153,10 +153,7 @@ class SessionStates:
 
     def take_pending(self, session_id: str) -> ProgressWrite | None:
         """Remove and return this process's unflushed progress of a session."""
-        entry = self._flusher.take(session_id)
-        if entry is None:
-            return None
-        return ProgressWrite(session_id, entry.patch, entry.revision, entry.meta, entry.run_id)
+        return self._flusher.take(session_id)
 
     def next_revision(self) -> int:
         return self._clock.next()
@@ -201,10 +198,7 @@ class SessionStates:
         kept for recovery.  Connections are released."""
         left: dict[str, ProgressWrite] = {}
         if not self._flusher.stop(timeout):
-            for sid, entry in self._flusher.drain().items():
-                left[sid] = ProgressWrite(
-                    sid, entry.patch, entry.revision, entry.meta, entry.run_id
-                )
+            left = self._flusher.drain()
         self._store.close()
         return left
 
