@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 
-from council_app.store import StateStore, StoreError
+from council_app.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,14 @@ class BudgetExceeded(Exception):
         return max(1, int((self.resets_at - now).total_seconds() + 0.999))
 
 
+class SpendBook(Protocol):
+    """The part of the store the ledger uses (``user_spend``), and nothing else."""
+
+    def add_spend(self, user_id: str, day: date, cost_usd: float, calls: int = 1) -> None: ...
+
+    def spend_on(self, user_id: str, day: date) -> float: ...
+
+
 @dataclass(frozen=True)
 class SpendToday:
     user: str
@@ -61,12 +70,12 @@ class SpendLedger:
 
     def __init__(
         self,
-        store: StateStore,
+        book: SpendBook,
         daily_budget_usd: float | None,
         owner_of: Callable[[str], str | None] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.store = store
+        self._book = book
         self.daily_budget_usd = daily_budget_usd
         self._owner_of = owner_of
         self._clock = clock
@@ -108,7 +117,7 @@ class SpendLedger:
         failed: dict[tuple[str, date], tuple[float, int]] = {}
         for (user, day), (usd, calls) in pending.items():
             try:
-                self.store.add_spend(user, day, usd, calls)
+                self._book.add_spend(user, day, usd, calls)
             except StoreError as e:
                 log.warning("Spend of %s not written yet (kept, retried): %s", user, e)
                 failed[(user, day)] = (usd, calls)
@@ -128,7 +137,7 @@ class SpendLedger:
             waiting = sum(
                 usd for (u, d), (usd, _) in self._pending.items() if (u, d) == (user, day)
             )
-        spent = self.store.spend_on(user, day) + waiting
+        spent = self._book.spend_on(user, day) + waiting
         resets = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
         return SpendToday(user, day, round(spent, 8), self.daily_budget_usd, resets)
 

@@ -14,7 +14,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from council_app import recovery
@@ -33,8 +33,15 @@ LOCK_FILE = ".recovery-replay.lock"  # in SESSIONS_DIR, beside _recovery/
 class Readiness:
     """Whether this process finished start-up; retries it in the background until it has."""
 
-    def __init__(self, store: StateStore, sessions_dir: Path) -> None:
-        self._store = store
+    def __init__(
+        self,
+        create_schema: Callable[[], None],
+        replay: Callable[[], int],
+        sessions_dir: Path,
+    ) -> None:
+        # The two steps, not the store: services.py binds them to it (issue 14).
+        self._create_schema = create_schema
+        self._replay = replay  # replay_once on the store; returns sessions recovered
         self._sessions_dir = Path(sessions_dir)
         check_sessions_dir(self._sessions_dir)
         self._ready = threading.Event()
@@ -57,8 +64,8 @@ class Readiness:
         try:
             if self._ready.is_set():
                 return True
-            self._store.create_schema()
-            self.replayed += replay_once(self._store, self._sessions_dir)
+            self._create_schema()
+            self.replayed += self._replay()
             self._ready.set()
             self.last_error = None
             log.info("Start-up complete: schema checked, recovery files replayed")

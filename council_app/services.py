@@ -15,11 +15,11 @@ from council_app.flusher import ProgressFlusher
 from council_app.providers import LLMProvider, make_provider, make_search_service
 from council_app.providers.models import ModelDirectory
 from council_app.providers.pricing import PriceTable
-from council_app.readiness import Readiness
+from council_app.readiness import Readiness, replay_once
 from council_app.revisions import RevisionClock
 from council_app.settings import Settings
 from council_app.state import SessionStates
-from council_app.store import StateStore, build_store
+from council_app.store import build_store
 from council_app.workflow.council import CouncilWorkflow
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
-    # Private: the app reaches state through ``states`` (the one door); these two are kept
-    # for tests and benchmarks only (``store`` / ``flusher`` properties below).
-    _store: StateStore
-    _flusher: ProgressFlusher
+    # State is reached through ``states`` only (the one door): the store and the flusher
+    # are built in ``build_services`` and handed to it, never kept here (issue 14).
     states: SessionStates
     provider: LLMProvider
     prices: PriceTable
@@ -44,16 +42,6 @@ class Services:
         return self.states.next_revision()
 
     readiness: Readiness = field(init=False)  # start-up done? (schema, recovery replay)
-
-    @property
-    def store(self) -> StateStore:
-        """Tests and benchmarks only: app code goes through ``states``."""
-        return self._store
-
-    @property
-    def flusher(self) -> ProgressFlusher:
-        """Tests and benchmarks only: app code goes through ``states``."""
-        return self._flusher
 
     def start_background(self) -> None:
         """This process's threads: progress flusher, lease sweeper, start-up retry.  Called
@@ -103,10 +91,12 @@ def build_services(settings: Settings) -> Services:
     ledger = SpendLedger(store, settings.user_daily_budget_usd, lambda sid: _owner(states, sid))
     workflow.llm.on_cost = ledger.record_for_session
     workflow.known_model = models.is_known  # PUT /council refuses models not served
-    services = Services(
-        settings, store, flusher, states, provider, prices, workflow, ledger, models
+    services = Services(settings, states, provider, prices, workflow, ledger, models)
+    services.readiness = Readiness(
+        store.create_schema,
+        lambda: replay_once(store, settings.sessions_dir),
+        settings.sessions_dir,
     )
-    services.readiness = Readiness(store, settings.sessions_dir)
     ref = weakref.ref(services)
     atexit.register(lambda: (s := ref()) is not None and s.shutdown())
     return services

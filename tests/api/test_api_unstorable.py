@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from council_app.services import Services
 from council_app.workflow.storable import MAX_JSON_DEPTH
 from tests.api.api_helpers import AGENTS, assert_error, built_app, create
+from tests.internals import flusher_of, stored_hot
 
 NUL = "\x00"
 
@@ -101,18 +102,18 @@ def test_progress_reports_unstorable_are_422_and_every_202_lands(backend_setting
             r = client.post(url, json={"execution_status": {f"agent{i}": "done"}})
             accepted += r.status_code == 202
         assert accepted == 20
-        assert svc.flusher.flush(timeout=5)
-        _, hot = svc.store.load_hot(sid)
+        assert svc.states.flush(5)
+        hot = stored_hot(svc, sid)
         assert len(hot["execution_status"]) == accepted
-        assert svc.flusher.stats.failed_flushes == 0
+        assert svc.states.stats.failed_flushes == 0
 
 
 def test_health_reports_an_entry_the_database_refused(client, svc) -> None:
     good, bad = create(client), create(client)
     # An entry point that skipped the door (internal code): the flusher still copes.
-    svc.flusher.update_progress(bad, {"progress": {"note": "\ud800"}})
-    svc.flusher.update_progress(good, {"progress": {"execution": 7}})
-    svc.flusher.flush(timeout=5)
+    flusher_of(svc).update_progress(bad, {"progress": {"note": "\ud800"}})
+    flusher_of(svc).update_progress(good, {"progress": {"execution": 7}})
+    svc.states.flush(5)
     health = client.get("/api/health")
     assert health.status_code == 200
     assert health.json["flusher"]["rejected"] == 1

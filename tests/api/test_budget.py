@@ -26,6 +26,7 @@ from council_app.store import StateStore, build_store
 from council_app.store.schema import metadata, user_spend
 from council_app.workflow.session_log import read_log_entries
 from tests.conftest import postgres_settings, sqlite_settings
+from tests.internals import store_of
 
 ALICE = {"X-User-Id": "alice@corp.example"}
 BOB = {"X-User-Id": "bob@corp.example"}
@@ -151,7 +152,7 @@ def test_budget_is_enforced_across_two_app_instances(pg_url: str, tmp_path: Path
         s3 = new_session(b, BOB)
         assert b.post(f"/api/sessions/{s3}/build_council", headers=BOB).status_code == 200
         assert a.get(f"/api/sessions/{s1}/summary", headers=ALICE).status_code == 200
-        with app_a.extensions["council"].store.engine.connect() as conn:  # type: ignore[attr-defined]
+        with store_of(app_a.extensions["council"]).engine.connect() as conn:  # type: ignore[attr-defined]
             rows = conn.execute(
                 sa.select(user_spend.c.user_id, user_spend.c.cost_usd, user_spend.c.calls)
             ).all()
@@ -177,6 +178,6 @@ def test_every_paid_call_of_a_whole_flow_is_counted(pg_url: str, tmp_path: Path)
         logged = sum(logged_cost(app, sid) for sid in sids)
         assert logged > 0
         assert me["spent_today_usd"] == pytest.approx(logged)
-        with svc.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        with store_of(svc).engine.connect() as conn:  # type: ignore[attr-defined]
             calls = conn.execute(sa.select(user_spend.c.calls)).scalar()
         assert calls == len(fake.requests)  # one ledger increment per priced call

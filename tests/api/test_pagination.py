@@ -42,7 +42,7 @@ def add(svc: Services, user: str, created: datetime, question: str = "q") -> str
 
 
 def expected_order(svc: Services, sids: list[str]) -> list[str]:
-    rows = [svc.store.get_session(s) for s in sids]
+    rows = [svc.states.meta(s) for s in sids]
     live = [r for r in rows if r is not None and r.deleted_at is None]
     live.sort(key=lambda r: (r.created_at, r.session_id), reverse=True)
     return [r.session_id for r in live]
@@ -121,7 +121,7 @@ def test_legacy_file_sessions_are_paged_too(backend_settings: Settings) -> None:
         everything = walk(client, 3, ALICE)
         assert sorted(everything) == sorted(in_db + files)
         assert len(everything) == len(set(everything))
-        created = [svc.store.get_session(s) for s in everything]
+        created = [svc.states.meta(s) for s in everything]
         keys = [(r.created_at, r.session_id) for r in created if r is not None]
         assert keys == sorted(keys, reverse=True)
         assert walk(client, 2, ALICE, "&q=LEGACY") == [s for s in everything if s in files]

@@ -28,6 +28,7 @@ from tests.api.api_helpers import (
     services_of,
 )
 from tests.conftest import postgres_settings
+from tests.internals import flusher_of, store_of
 
 
 def reference_summary(svc: Services, sid: str) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def test_hot_column_and_pending_progress_are_overlaid(client: FlaskClient, svc: 
     stored = svc.states.load(sid)
     assert stored is not None
     # Flushed progress newer than the document (the hot column wins for its keys)...
-    rejected = svc.store.write_progress(
+    rejected = store_of(svc).write_progress(
         [
             ProgressWrite(
                 sid,
@@ -161,9 +162,9 @@ def test_hot_column_and_pending_progress_are_overlaid(client: FlaskClient, svc: 
     assert summary["status"] == "reviewing" and summary["review_error"] == "late"
     assert summary["tokens"]["total_tokens"] == 7
     # ...and progress this process accepted but has not written yet.
-    svc.flusher.stop()  # keep it pending: no flush thread
+    flusher_of(svc).stop()  # keep it pending: no flush thread
     svc.states.progress(sid, {"execution_status": {"Economist": "Again"}, "progress": {"x": 1}})
-    assert svc.flusher.peek(sid)
+    assert flusher_of(svc).peek(sid)
     summary = assert_same(client, svc, sid)
     assert summary["execution_status"]["Economist"] == "Again"
 
@@ -183,7 +184,7 @@ def test_postgres_cache_follows_every_change_of_the_row(pg_url: str, tmp_path: P
     with built_app(postgres_settings(pg_url, tmp_path)) as app:
         client, svc = app.test_client(), services_of(app)
         sid = finished_session(client, svc)
-        views = unwrap(svc.store)._views  # type: ignore[attr-defined]
+        views = unwrap(store_of(svc))._views  # type: ignore[attr-defined]
         first = assert_same(client, svc, sid)
         hits = views.hits
         assert client.get(f"/api/sessions/{sid}/summary").json == first
@@ -203,5 +204,5 @@ def test_postgres_cache_follows_every_change_of_the_row(pg_url: str, tmp_path: P
             engine.dispose()
         assert assert_same(client, svc, sid)["chairman_verdict"] == "changed"
         # Progress is read fresh every time, never from the cache.
-        svc.store.write_progress([ProgressWrite(sid, {"status": "again"}, 2**62)])
+        store_of(svc).write_progress([ProgressWrite(sid, {"status": "again"}, 2**62)])
         assert client.get(f"/api/sessions/{sid}/summary").json["status"] == "again"

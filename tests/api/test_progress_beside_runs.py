@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from council_app.services import Services
 from tests.api.api_helpers import built_app, create
+from tests.internals import stored_hot
 
 
 def test_every_202_survives_a_run_reporting_in_the_same_intervals(backend_settings) -> None:
@@ -25,9 +26,9 @@ def test_every_202_survives_a_run_reporting_in_the_same_intervals(backend_settin
         # All of them arrived while the run was reporting (same flush intervals).
         assert client.get(f"/api/sessions/{sid}/status").json["status"] == "executing"
         assert svc.workflow.join(sid, 60)
-        assert svc.flusher.flush(timeout=5)
-        _, hot = svc.store.load_hot(sid)
+        assert svc.states.flush(5)
+        hot = stored_hot(svc, sid)
         assert hot["status"] == "execution_complete"
         assert hot["progress"]["execution"] == 100  # the run's own progress landed too
         assert len(hot["progress"]["external"]) == accepted == 40
-        assert svc.flusher.stats.rejected == 0
+        assert svc.states.stats.rejected == 0

@@ -67,10 +67,10 @@ def test_run_finishes_after_database_outage(pg_url, tmp_path, proxy) -> None:
         assert client.get("/api/health").status_code == 503
         # The agents keep working; their results are held in memory until the DB is back.
         wait_until(lambda: sid in svc.workflow.held)
-        assert svc.flusher.pending_sessions >= 1 or svc.flusher.stats.failed_flushes >= 1
+        assert svc.states.pending_sessions >= 1 or svc.states.stats.failed_flushes >= 1
         proxy.restore()
         assert svc.workflow.join(sid, 30)
-        assert svc.flusher.flush(timeout=10)
+        assert svc.states.flush(10)
         status = client.get(f"/api/sessions/{sid}/status").json
         assert status["status"] == "execution_complete"
         assert status["progress"]["execution"] == 100

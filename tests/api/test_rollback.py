@@ -129,7 +129,7 @@ def test_rollback_after_postgres_work_loses_nothing(pg_url: str, tmp_path: Path)
         step(app, dev, LEGACY, "council")  # a file-only session adopted by a write
         # A progress flush after the last step: the database has it, the files need not.
         services_of(app).states.progress(p1, {"progress": {"after_the_verdict": 1}})
-        assert services_of(app).flusher.flush_once()
+        assert services_of(app).states.flush()
         before = listing(app)
         before_contents = contents(app, before)
         assert bob.get(f"/api/sessions/{p3}/status").status_code == 410

@@ -27,4 +27,4 @@ def test_an_answer_with_nul_and_a_lone_surrogate_is_kept(backend_settings) -> No
         asked = sum(1 for kind, _ in fake.calls if kind == "execute")
         assert len(answers) == asked > 0  # every paid answer stored
         assert all("\ufffd" in a["response"] for a in answers)
-        assert svc.flusher.stats.rejected == 0
+        assert svc.states.stats.rejected == 0

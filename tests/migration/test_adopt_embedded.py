@@ -14,6 +14,7 @@ from old_server_shapes import ADMIN, add_wal_sessions, main_file_has, old_sqlite
 from council_app.settings import Settings
 from tests.api.api_helpers import built_app, services_of
 from tests.conftest import sqlite_settings
+from tests.internals import store_of
 
 COUNTS: dict[str, str] = {}
 
@@ -34,7 +35,7 @@ def test_old_working_directory_is_adopted_at_start(tmp_path: Path) -> None:
         with built_app(_settings(tmp_path)) as app:
             client = app.test_client()
             served = count_served(client, shape)
-            store = services_of(app).store
+            store = store_of(services_of(app))
             for sid, e in shape.deleted().items():
                 row = store.get_session(sid)
                 assert row is not None and row.deleted_at is not None

@@ -31,6 +31,7 @@ from council_app.store.postgres import PostgresStore
 from council_app.store.schema_versions import SchemaNotUsable, SchemaState, check
 from tests.api.api_helpers import built_app, services_of
 from tests.conftest import postgres_settings
+from tests.internals import store_of
 
 SOURCE_KIND = {"database": (source.FROM_DB, source.FROM_DB_NEWER),
                "state.json": (source.FROM_FILE, source.FROM_FILE_NEWER)}  # fmt: skip
@@ -60,7 +61,7 @@ def serve(pg_url: str, tmp_path: Path, shape: OldShape) -> Served:
     settings = postgres_settings(pg_url, tmp_path / "served", state_file_mirror=False)
     with built_app(settings) as app:
         served = count_served(app.test_client(), shape)
-        store = services_of(app).store
+        store = store_of(services_of(app))
         for sid, e in shape.deleted().items():
             row = store.get_session(sid)
             assert row is not None and row.deleted_at is not None

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from council_app import create_app
 from council_app.recovery import RECOVERY_DIR
 from tests.conftest import TEST_DATABASE_URL, postgres_settings
+from tests.internals import stored_hot
 from tests.tcp_proxy import TcpProxy
 
 from .live_server import LiveServer, server_env
@@ -125,7 +126,7 @@ def test_hung_database_gets_fast_503s_live_health_and_a_clean_sigterm(
             wait_for = time.monotonic() + 30
             while record_path.exists() and time.monotonic() < wait_for:
                 time.sleep(0.05)  # replay may run in the background (start without the DB)
-            _, hot = svc.store.load_hot(sid)
+            hot = stored_hot(svc, sid)
             assert hot["execution_status"] == {f"agent{i}": "done" for i in range(REPORTS)}
             assert hot["progress"]["execution"] == REPORTS - 1
         finally:

@@ -13,6 +13,7 @@ from flask import Flask
 
 from council_app.logging_setup import configure_logging
 from council_app.store import StoreError
+from tests.internals import store_of
 
 from .conftest import create_session, make_app
 
@@ -93,9 +94,9 @@ def test_flusher_failure_text_survives_json(
         raise StoreError("database is down (test)")
 
     svc.states.progress(sid, {"progress": {"n": 1}})
-    monkeypatch.setattr(svc.store, "write_progress", fail)
-    assert svc.flusher.flush_once() is False
+    monkeypatch.setattr(store_of(svc), "write_progress", fail)
+    assert svc.states.flush() is False
     warning = [e for e in lines(stream) if "Warning: batched update failed" in e["message"]]
     assert warning and warning[0]["level"] == "WARNING"
     monkeypatch.undo()
-    assert svc.flusher.flush(5)
+    assert svc.states.flush(5)

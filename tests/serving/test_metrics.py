@@ -49,7 +49,7 @@ def test_requests_errors_latency_flusher_and_runs_are_counted(
     assert (
         client.post(f"/api/sessions/{sid}/progress", json={"progress": {"x": 1}}).status_code == 202
     )
-    assert svc.flusher.flush(5)
+    assert svc.states.flush(5)
     after = scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -91,7 +91,7 @@ def test_hooks_count_failures_runs_and_stale_rejections(app: Flask, client: Flas
     metrics.observe_flush(0, 0.01, False)
     metrics.observe_run("execute", 1)
     svc = app.extensions["council"]
-    svc.flusher.stats.stale_rejected += 2  # as a flush that found newer revisions would
+    svc.states.stats.stale_rejected += 2  # as a flush that found newer revisions would
     metrics.observe_flush(3, 0.002, True)
     during = scrape(client)
     metrics.observe_run("execute", -1)

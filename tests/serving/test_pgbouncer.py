@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from council_app.settings import normalize_database_url
+from tests.internals import store_of, stored_hot
 
 from .conftest import create_session, make_app
 
@@ -157,7 +158,7 @@ def test_whole_workflow_through_pgbouncer_transaction_mode(
     )
     try:
         svc = app.extensions["council"]
-        assert svc.store.backend == "postgresql"
+        assert svc.states.backend == "postgresql"
         client = app.test_client()
         health = client.get("/api/health")
         assert health.status_code == 200, health.get_json()
@@ -190,7 +191,7 @@ def test_whole_workflow_through_pgbouncer_transaction_mode(
         for t in threads:
             t.join(120)
         assert not failures, failures
-        assert svc.flusher.flush(10)
+        assert svc.states.flush(10)
         for sid in sids:
             summary = client.get(f"/api/sessions/{sid}/summary").get_json()
             assert summary["status"] == "verdict_complete", summary["status"]
@@ -198,12 +199,12 @@ def test_whole_workflow_through_pgbouncer_transaction_mode(
             assert summary["execution_results"] and summary["peer_reviews"]
             status = client.get(f"/api/sessions/{sid}/status").get_json()
             assert status["progress"]["execution"] is not None
-            _, hot = svc.store.load_hot(sid)
+            hot = stored_hot(svc, sid)
             assert hot["progress"]["n"] == 19
         listed = client.get("/api/sessions").get_json()["sessions"]
         assert {s["session_id"] for s in listed} >= set(sids)
         # Schema creation again (advisory xact lock) through the pooler: idempotent.
-        svc.store.create_schema()
+        store_of(svc).create_schema()
         assert client.delete(f"/api/sessions/{sids[0]}?hard=true").status_code == 200
     finally:
         app.extensions["council"].shutdown()

@@ -7,6 +7,8 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.internals import stored_hot
+
 from .conftest import create_session, make_app
 
 
@@ -22,8 +24,8 @@ def test_progress_is_accepted_and_reaches_status(app: Flask, client: FlaskClient
     assert status["execution_status"] == {f"agent{i}": "done" for i in range(5)}
     assert status["progress"]["execution"] == 4
     svc = app.extensions["council"]
-    assert svc.flusher.flush(5)
-    _, hot = svc.store.load_hot(sid)
+    assert svc.states.flush(5)
+    hot = stored_hot(svc, sid)
     assert hot["execution_status"] == {f"agent{i}": "done" for i in range(5)}
 
 
