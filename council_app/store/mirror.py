@@ -90,6 +90,7 @@ class StateFileMirror(StoreDecorator):
         self._pending: dict[str, _Job] = {}
         self._not_before: dict[str, float] = {}  # retries wait until then (monotonic)
         self._busy = 0
+        self._in_flight: str | None = None  # the session the thread is writing now
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopping = False
@@ -111,7 +112,19 @@ class StateFileMirror(StoreDecorator):
 
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:
         self.inner.mark_deleted(session_id, hard=hard)
+        if hard:
+            # The caller removes the session's folder next: no queued or in-flight copy of
+            # an older version may land after that and bring the folder back.
+            self._forget(session_id)
         self._submit(session_id, _Job(remove=True) if hard else _Job(tombstone=True))
+
+    def _forget(self, session_id: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._pending.pop(session_id, None)
+            self._not_before.pop(session_id, None)
+            while self._in_flight == session_id and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
 
     @staticmethod
     def _write_job(state: dict[str, Any]) -> _Job:
@@ -151,6 +164,7 @@ class StateFileMirror(StoreDecorator):
                 job = self._pending.pop(session_id)
                 self._not_before.pop(session_id, None)
                 self._busy += 1
+                self._in_flight = session_id
             try:
                 self._apply(session_id, job)
                 self.written += 1
@@ -160,6 +174,7 @@ class StateFileMirror(StoreDecorator):
             finally:
                 with self._cond:
                     self._busy -= 1
+                    self._in_flight = None
                     self._cond.notify_all()
 
     def _next_ready(self) -> str | None:

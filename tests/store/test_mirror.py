@@ -179,3 +179,43 @@ def test_a_forked_worker_mirrors_its_own_writes(
     mirror.write_state(SID, doc(by="parent"), expected_revision=2, new_revision=3)
     assert mirror.flush(10)
     assert on_disk(pg_settings)["by"] == "parent"
+
+
+def test_a_hard_delete_waits_out_a_write_in_flight_and_nothing_comes_back(
+    mirror: StateFileMirror, pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller removes the folder right after a hard delete: a copy of an older version
+    still being written then must not recreate it (seen as a flaky API test before)."""
+    import shutil
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    real_write = legacy_files.write_bytes_atomic
+
+    def slow_write(path: Path, payload: bytes, **kwargs: Any) -> None:
+        entered.set()
+        assert release.wait(10)
+        real_write(path, payload, **kwargs)
+
+    mirror.create_session(row(), doc(), revision=1)
+    assert mirror.flush(10)
+    monkeypatch.setattr(legacy_files, "write_bytes_atomic", slow_write)
+    mirror.write_state(SID, doc(status="execution_complete"), expected_revision=1, new_revision=2)
+    assert entered.wait(10)  # the thread is inside the write of the executed version
+
+    deleted = threading.Event()
+
+    def delete() -> None:
+        mirror.mark_deleted(SID, hard=True)
+        deleted.set()
+
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    assert not deleted.wait(0.3)  # the delete waits for the write in flight...
+    release.set()
+    deleter.join(10)
+    assert deleted.is_set()
+    folder = state_path(pg_settings.sessions_dir, SID).parent
+    shutil.rmtree(folder)  # ...so the caller's removal is the last word
+    assert mirror.flush(10)
+    assert not folder.exists()
