@@ -100,14 +100,14 @@ def _register_serving(app: Flask, settings: Settings) -> None:
     """Request ids and log context, /metrics with request timing, /api/openapi.json, and
     the opt-in progress endpoint (PROGRESS_API=1)."""
     from council_app import metrics
-    from council_app.api import docs, openapi, progress
+    from council_app.api import contract, docs, progress
     from council_app.api import metrics as metrics_api
     from council_app.logging_setup import init_request_context
 
     init_request_context(app)
     metrics.init_app(app)
     app.register_blueprint(metrics_api.bp)
-    app.register_blueprint(openapi.bp)
+    app.register_blueprint(contract.bp)
     app.register_blueprint(docs.bp)
     if settings.progress_api:
         app.register_blueprint(progress.bp)

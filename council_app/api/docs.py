@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from council_app.api.openapi import doc
+from council_app.api.contract import operation
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -57,10 +57,11 @@ PAGE = """<!doctype html>
 
 
 @bp.get("/docs")
-@doc(
+@operation(
     "Interactive documentation of this API (Swagger UI, served from this server)",
     tags=["operations"],
-    responses={200: {"description": "The page", "content": {"text/html": {"schema": _TEXT}}}},
+    ok_description="The page",
+    openapi={"responses": {"200": {"content": {"text/html": {"schema": _TEXT}}}}},
 )
 def page() -> Response:
     response = Response(PAGE, mimetype="text/html")
@@ -69,13 +70,17 @@ def page() -> Response:
 
 
 @bp.get("/docs/assets/<name>")
-@doc(
+@operation(
     "A file of the documentation page (Swagger UI's script, style sheet and icons)",
     tags=["operations"],
-    responses={
-        200: {
-            "description": "The file",
-            "content": {t: {"schema": _TEXT} for t in ("text/javascript", "text/css", "image/png")},
+    ok_description="The file",
+    openapi={
+        "responses": {
+            "200": {
+                "content": {
+                    t: {"schema": _TEXT} for t in ("text/javascript", "text/css", "image/png")
+                }
+            }
         }
     },
     errors=(404,),

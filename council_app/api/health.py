@@ -11,7 +11,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Blueprint, Response, jsonify
 
 from council_app.api.auth import ops_allowed
-from council_app.api.openapi import doc, ref
+from council_app.api.contract import operation
+from council_app.api.schemas import Health
 from council_app.providers import provider_info
 from council_app.services import services
 from council_app.settings import mask_url
@@ -35,10 +36,10 @@ def _checker() -> ThreadPoolExecutor:
 
 
 @bp.get("/health")
-@doc(
+@operation(
     "Can state be persisted right now? (answers within ~2 s)",
-    ok=ref("Health"),
-    responses={503: {"content": {"application/json": {"schema": ref("Health")}}}},
+    ok=Health,
+    other={503: Health},
     tags=["operations"],
 )
 def health() -> tuple[Response, int]:

@@ -5,28 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from council_app.api.auth import current_user
-from council_app.api.openapi import doc
+from council_app.api.contract import operation
+from council_app.api.schemas import Me
 from council_app.services import services
 
 bp = Blueprint("me", __name__, url_prefix="/api")
 
 
 @bp.get("/me")
-@doc(
+@operation(
     "The caller's identity and spend today (UTC) against the daily budget",
-    ok={
-        "type": "object",
-        "required": ["user", "auth_mode", "spent_today_usd", "daily_budget_usd", "resets_at"],
-        "properties": {
-            "user": {"type": "string"},
-            "auth_mode": {"type": "string"},
-            "day": {"type": "string", "format": "date"},
-            "spent_today_usd": {"type": "number"},
-            "daily_budget_usd": {"type": "number", "nullable": True},
-            "remaining_usd": {"type": "number", "nullable": True},
-            "resets_at": {"type": "string", "format": "date-time"},
-        },
-    },
+    ok=Me,
     errors=(401, 503),
 )
 def me() -> Response:

@@ -6,19 +6,19 @@ from flask import Blueprint, Response
 
 from council_app import metrics
 from council_app.api.auth import ops_allowed
+from council_app.api.contract import operation
 from council_app.api.errors import ApiError
-from council_app.api.openapi import doc
 
 bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
-@doc(
-    summary="Prometheus metrics",
+@operation(
+    "Prometheus metrics",
     description="Requests, errors and latency per route, flusher and run figures; in "
     "multiprocess mode the sum over every live worker.",
     tags=["operations"],
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    openapi={"responses": {"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}}},
     errors=(401,),
 )
 def scrape() -> Response:

@@ -13,45 +13,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from council_app.api.contract import operation, validated_body
 from council_app.api.door import check_request
 from council_app.api.errors import ApiError
-from council_app.api.openapi import doc, json_body, ref
+from council_app.api.schemas import Accepted, ProgressPatch
 from council_app.api.sessions import owned_session
 from council_app.services import services
 
 bp = Blueprint("progress", __name__, url_prefix="/api/sessions")
 bp.before_request(check_request)  # a report the stores cannot keep is a 422, not a 202
 
-HOT_KEYS = ("execution_status", "review_status", "progress")
-
-
-def _patch(payload: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict) or not payload:
-        raise ApiError(
-            400, "bad_request", f"The body must be a non-empty JSON object of {', '.join(HOT_KEYS)}"
-        )
-    unknown = sorted(set(payload) - set(HOT_KEYS))
-    if unknown:
-        raise ApiError(
-            400,
-            "bad_request",
-            f"Only {', '.join(HOT_KEYS)} can be reported; not {', '.join(unknown)}",
-        )
-    for key, value in payload.items():
-        if not isinstance(value, dict):
-            raise ApiError(400, "bad_request", f"'{key}' must be a JSON object")
-    return payload
+HOT_KEYS = tuple(ProgressPatch.model_fields)
 
 
 @bp.post("/<session_id>/progress")
-@doc(
+@operation(
     "Report progress of a session (hot keys, deep-merged)",
     description="Enabled by PROGRESS_API=1. Accepted in memory and written by the batched "
     "flusher; send one session's reports over one connection.",
-    body=json_body(ref("ProgressPatch")),
-    ok=ref("Accepted"),
+    json=ProgressPatch,
+    ok=Accepted,
     status=202,
     ok_description="Accepted; durable within one flush interval or at graceful shutdown",
     errors=(400, 401, 404, 410, 503),
@@ -59,6 +42,11 @@ def _patch(payload: Any) -> dict[str, Any]:
 )
 def report_progress(session_id: str) -> tuple[Response, int]:
     owned_session(session_id)
-    patch = _patch(request.get_json(silent=True, force=True))
+    body = validated_body(ProgressPatch)
+    if body is None:  # not sent as JSON: the model was never asked
+        raise ApiError(
+            400, "bad_request", f"The body must be a non-empty JSON object of {', '.join(HOT_KEYS)}"
+        )
+    patch: dict[str, Any] = body.model_dump(exclude_unset=True)
     services().states.progress(session_id, patch)
     return jsonify({"status": "accepted"}), 202

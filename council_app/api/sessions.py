@@ -6,39 +6,59 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from council_app.api.auth import current_user
+from council_app.api.contract import operation, validated_body, validated_query
 from council_app.api.door import check_request
 from council_app.api.errors import ApiError
-from council_app.api.openapi import F, doc, form_body, json_body, q_bool, q_int, ref
+from council_app.api.schemas import (
+    Council,
+    CreateSessionForm,
+    Deleted,
+    DeleteQuery,
+    ForceQuery,
+    ListQuery,
+    Logs,
+    LogsQuery,
+    Results,
+    Reviews,
+    RunQuery,
+    RunStarted,
+    SessionCreated,
+    SessionList,
+    Status,
+    Summary,
+    Verdict,
+)
 from council_app.services import services
 from council_app.session_ids import is_valid_session_id, session_dir
-from council_app.settings import parse_bool
 from council_app.store.base import DocumentView, ListCursor, SessionRow, document_view
 from council_app.workflow.session_log import read_log_entries
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 bp.before_request(check_request)  # nothing unstorable is ever accepted (422)
 
-MAX_QUESTION_CHARS = 20_000
+V = TypeVar("V", bound=Callable[..., Any])
+
+# The origin-compatible answers (the old server's clients check for 200, not 201/202).
+CREATED_200 = "Created: 200 (not 201) as the old server answered; Location names the session"
+STARTED_200 = (
+    "200 (not 202) as the old server answered: status accepted means the run started "
+    "(Location: where to poll), another word says why nothing started"
+)
+
+
+def location(what: str) -> dict[str, Any]:
+    """The Location header of a 200 that stands for a 201/202 (documented, not a model)."""
+    header = {"description": f"Where {what} is", "schema": {"type": "string"}}
+    return {"responses": {"200": {"headers": {"Location": header}}}}
+
+
 STATUS_KEYS = ("execution_status", "review_status", "execution_error", "review_error")
-MAX_CURSOR_CHARS = 400
-MAX_SEARCH_CHARS = 200
-
-
-def flag(name: str) -> bool:
-    """Boolean query parameters: true/false, 1/0, yes/no in any case; absent is false."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return False
-    value = parse_bool(raw)
-    if value is None:
-        raise ApiError(400, "bad_request", f"Query parameter '{name}' must be true or false")
-    return value
 
 
 def _check_id(session_id: str) -> None:
@@ -81,31 +101,14 @@ def _iso(value: Any) -> Any:
 
 
 @bp.post("")
-@doc(
+@operation(
     "Create a session from a question and optional files",
-    body=form_body(
-        {
-            "type": "object",
-            "required": ["question"],
-            "properties": {
-                "question": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 20000,
-                    "pattern": "\\S",
-                },
-                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                "follow_up_of": {
-                    "type": "string",
-                    "description": "A session of yours whose question, verdict and uploads"
-                    " the new one carries as context",
-                },
-            },
-        }
-    ),
-    ok=ref("SessionCreated"),
+    form=CreateSessionForm,
+    ok=SessionCreated,
     status=200,  # the old server's clients check for 200
+    ok_description=CREATED_200,
     errors=(400, 401, 404, 410, 413, 415, 503),  # follow_up_of: 404 not yours, 410 deleted
+    openapi=location("the new session"),
 )
 def create_session() -> tuple[Response, int]:
     user = current_user()
@@ -117,13 +120,12 @@ def create_session() -> tuple[Response, int]:
             "unsupported_media_type",
             "Send multipart/form-data with a 'question' field and optional 'files'",
         )
-    question = (request.form.get("question") or "").strip()
-    if not question:
+    form = validated_body(CreateSessionForm)
+    if form is None:  # a form content type always is validated; this is for mypy
         raise ApiError(400, "bad_request", "'question' is required and must not be empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise ApiError(400, "bad_request", f"'question' is over {MAX_QUESTION_CHARS} characters")
+    question = form.question
     files = [(f.filename or "", f.stream) for f in request.files.getlist("files") if f]
-    parent = (request.form.get("follow_up_of") or "").strip() or None
+    parent = (form.follow_up_of or "").strip() or None
     if parent is not None:
         owned_session(parent)  # 404 unless the caller's; 410 if deleted
     created = services().workflow.create_session(user, question, files, follow_up_of=parent)
@@ -133,39 +135,17 @@ def create_session() -> tuple[Response, int]:
 
 
 @bp.get("")
-@doc(
+@operation(
     "List the caller's sessions, newest first",
-    query=[
-        q_int("limit", 1, 500, 50, "Page size"),
-        q_int("offset", 0, 10_000_000, 0, "Skip (old clients; prefer cursor)"),
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "next_cursor of the previous page (opaque); not with offset",
-            "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS},
-        },
-        {
-            "name": "q",
-            "in": "query",
-            "required": False,
-            "description": "Only sessions whose question contains this (case-insensitive)",
-            "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS},
-        },
-    ],
-    ok=ref("SessionList"),
+    query=ListQuery,
+    ok=SessionList,
     errors=(400, 401, 503),
 )
 def list_sessions() -> Response:
     user = current_user()
-    limit = _int_arg("limit", 50, 1, 500)
-    offset = _int_arg("offset", 0, 0, 10_000_000)
-    after = _cursor_arg()
-    if after is not None and offset:
-        raise ApiError(400, "bad_request", "Give either 'cursor' or 'offset', not both")
-    search = (request.args.get("q") or "").strip()
-    if len(search) > MAX_SEARCH_CHARS:
-        raise ApiError(400, "bad_request", f"'q' is over {MAX_SEARCH_CHARS} characters")
+    query = validated_query(ListQuery)
+    limit, offset, search = query.limit, query.offset, query.q
+    after = _cursor_arg(query.cursor)
     # One row more than the page says whether there is a next one.
     rows = services().states.list_sessions(
         user, limit + 1, offset, after=after, query=search or None
@@ -200,12 +180,12 @@ def encode_cursor(cursor: ListCursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _cursor_arg() -> ListCursor | None:
-    raw = request.args.get("cursor")
-    if raw is None or raw == "":
+def _cursor_arg(raw: str | None) -> ListCursor | None:
+    """The sort key a ``next_cursor`` holds (the model has checked its length)."""
+    if not raw:
         return None
     try:
-        if len(raw) > MAX_CURSOR_CHARS or not raw.isascii():
+        if not raw.isascii():
             raise ValueError
         decoded = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         created, session_id = decoded
@@ -219,80 +199,47 @@ def _cursor_arg() -> ListCursor | None:
     return ListCursor(when, session_id)
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    # ASCII digits only: int() would also take "1_000", " 5", "+5" and non-ASCII digits.
-    value = int(raw) if raw.isascii() and raw.isdigit() else None
-    if value is None or not low <= value <= high:
-        raise ApiError(400, "bad_request", f"'{name}' must be a whole number from {low} to {high}")
-    return value
-
-
 @bp.post("/<session_id>/build_council")
-@doc(
+@operation(
     "Build the council (personas) for the question",
-    query=[q_bool("force", "Run again even if it already ran")],
-    ok=ref("Council"),
+    query=ForceQuery,
+    ok=Council,
     errors=(400, 401, 404, 409, 410, 429, 502, 503),
 )
 def build_council(session_id: str) -> Response:
     spending_session(session_id)
-    council = services().workflow.build_council(session_id, flag("force"))
+    force = validated_query(ForceQuery).force
+    council = services().workflow.build_council(session_id, force)
     return jsonify(council)
 
 
 @bp.put("/<session_id>/council")
-@doc(
+@operation(
     "Replace the council with an edited one",
-    body=json_body(ref("Council")),
-    ok=ref("Council"),
+    json=Council,
+    ok=Council,
     errors=(400, 401, 404, 409, 410, 422, 503),
 )
 def put_council(session_id: str) -> Response:
     owned_session(session_id)
-    payload = request.get_json(silent=True, force=True)
-    if payload is None:
+    council = validated_body(Council)
+    if council is None:  # sent as a form: the model was never asked
         raise ApiError(400, "bad_request", 'The body must be JSON: {"agents": [...]}')
-    return jsonify(services().workflow.set_council(session_id, payload))
+    return jsonify(services().workflow.set_council(session_id, council))
 
 
-def _background_step_doc(summary: str) -> Callable[[F], F]:
+def _background_step(summary: str) -> Callable[[V], V]:
     """What execute and peer_review share: 200 either way (the old server's clients check
     for 200); ``status`` in the body says whether a run started (``accepted``) or why not."""
-    return doc(
+    return operation(
         summary,
-        query=[
-            q_bool("force", "Run again even if it already ran"),
-            {
-                "name": "retry",
-                "in": "query",
-                "required": False,
-                "description": "failed: ask only the members whose last answer failed; the "
-                "others keep their answers and cost (status nothing_to_retry when none "
-                "failed; not with force)",
-                "schema": {"type": "string", "enum": ["failed"]},
-            },
-        ],
-        ok=ref("RunStarted"),
+        query=RunQuery,
+        ok=RunStarted,
         status=200,
+        ok_description=STARTED_200,
         errors=(400, 401, 404, 409, 410, 429, 503),
+        openapi=location("the session's status, to poll (only when status is accepted)"),
     )
-
-
-def retry_failed() -> bool:
-    """``?retry=failed``: ask only the members whose last answer failed (issue 15)."""
-    raw = request.args.get("retry")
-    if raw is None or raw == "":
-        return False
-    if raw != "failed":
-        raise ApiError(400, "bad_request", "Query parameter 'retry' must be 'failed'")
-    if flag("force"):
-        raise ApiError(
-            400, "bad_request", "Use either force (everyone again) or retry=failed, not both"
-        )
-    return True
 
 
 def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
@@ -304,29 +251,31 @@ def _run_started(session_id: str, outcome: str) -> tuple[Response, int]:
 
 
 @bp.post("/<session_id>/execute")
-@_background_step_doc("Start the council's answers in the background (poll /status)")
+@_background_step("Start the council's answers in the background (poll /status)")
 def execute(session_id: str) -> tuple[Response, int]:
     spending_session(session_id)
+    query = validated_query(RunQuery)
     outcome = services().workflow.start_execute(
-        session_id, flag("force"), retry_failed=retry_failed()
+        session_id, query.force, retry_failed=query.retry is not None
     )
     return _run_started(session_id, outcome)
 
 
 @bp.post("/<session_id>/peer_review")
-@_background_step_doc("Start the peer review in the background (poll /status)")
+@_background_step("Start the peer review in the background (poll /status)")
 def peer_review(session_id: str) -> tuple[Response, int]:
     spending_session(session_id)
+    query = validated_query(RunQuery)
     outcome = services().workflow.start_review(
-        session_id, flag("force"), retry_failed=retry_failed()
+        session_id, query.force, retry_failed=query.retry is not None
     )
     return _run_started(session_id, outcome)
 
 
 @bp.post("/<session_id>/cancel")
-@doc(
+@operation(
     "Ask a running execute or review to stop",
-    ok=ref("RunStarted"),
+    ok=RunStarted,
     status=202,
     errors=(401, 404, 409, 410, 503),
 )
@@ -336,21 +285,23 @@ def cancel(session_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/<session_id>/synthesize")
-@doc(
+@operation(
     "Have the chairman write the verdict",
-    query=[q_bool("force", "Run again even if it already ran")],
-    ok=ref("Verdict"),
+    query=ForceQuery,
+    ok=Verdict,
     errors=(400, 401, 404, 409, 410, 429, 502, 503),
 )
 def synthesize(session_id: str) -> Response:
     spending_session(session_id)
-    return jsonify({"verdict": services().workflow.synthesize(session_id, flag("force"))})
+    return jsonify(
+        {"verdict": services().workflow.synthesize(session_id, validated_query(ForceQuery).force)}
+    )
 
 
 @bp.get("/<session_id>/status")
-@doc(
+@operation(
     "Progress of a session (cheap: reads the hot column only)",
-    ok=ref("Status"),
+    ok=Status,
     errors=(401, 404, 410, 503),
 )
 def status(session_id: str) -> Response:
@@ -378,9 +329,9 @@ def status(session_id: str) -> Response:
 
 
 @bp.get("/<session_id>/results")
-@doc(
+@operation(
     "The council's answers",
-    ok={"type": "object"},
+    ok=Results,
     errors=(401, 404, 410, 503),
 )
 def results(session_id: str) -> Response:
@@ -392,7 +343,7 @@ def results(session_id: str) -> Response:
 
 
 @bp.get("/<session_id>/reviews")
-@doc("The peer reviews and scores", ok=ref("Reviews"), errors=(401, 404, 410, 503))
+@operation("The peer reviews and scores", ok=Reviews, errors=(401, 404, 410, 503))
 def reviews(session_id: str) -> Response:
     state = owned_state(session_id)
     return jsonify(
@@ -423,7 +374,7 @@ SUMMARY_KEYS = (
 
 
 @bp.get("/<session_id>/summary")
-@doc("Everything about a session", ok=ref("Summary"), errors=(401, 404, 410, 503))
+@operation("Everything about a session", ok=Summary, errors=(401, 404, 410, 503))
 def summary(session_id: str) -> Response:
     view = _view(session_id, SUMMARY_SMALL_KEYS, SUMMARY_RAW_KEYS, require_state=False)
     row, state = view.row, view.small
@@ -487,29 +438,29 @@ def _json_with_raw(body: dict[str, Any], raw: dict[str, str | None]) -> Response
 
 
 @bp.get("/<session_id>/logs")
-@doc(
+@operation(
     "The session's LLM call log",
-    query=[q_int("limit", 1, 100_000, 1000, "Keep the last N entries")],
-    ok=ref("Logs"),
+    query=LogsQuery,
+    ok=Logs,
     errors=(400, 401, 404, 410, 503),
 )
 def logs(session_id: str) -> Response:
     owned_session(session_id)
-    limit = _int_arg("limit", 1000, 1, 100_000)
+    limit = validated_query(LogsQuery).limit
     folder = session_dir(services().settings.sessions_dir, session_id)
     return jsonify({"logs": read_log_entries(folder, limit)})
 
 
 @bp.delete("/<session_id>")
-@doc(
+@operation(
     "Delete a session (soft by default)",
-    query=[q_bool("hard", "Also remove the stored state and files")],
-    ok=ref("Deleted"),
+    query=DeleteQuery,
+    ok=Deleted,
     errors=(400, 401, 404, 409, 410, 503),
 )
 def delete(session_id: str) -> Response:
     owned_session(session_id)
-    hard = flag("hard")
+    hard = validated_query(DeleteQuery).hard
     # One workflow decision: the running check, the rows and the files (409 while running).
     services().workflow.delete_session(session_id, hard)
     return jsonify({"session_id": session_id, "deleted": True, "hard": hard})
