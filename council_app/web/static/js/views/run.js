@@ -65,11 +65,12 @@ export async function renderRun(page, container) {
   const reviewError = h("div", { "data-testid": "review-error" });
   const reviewButton = h("button", { type: "button", class: "button button-primary", "data-testid": "start-review" }, "Start peer review");
   const rereviewButton = h("button", { type: "button", class: "button button-quiet" }, "Review again");
+  const retryReviewButton = h("button", { type: "button", class: "button button-warn", "data-testid": "retry-failed-reviews" }, "Retry the failed reviews");
 
   const cancelButton = h("button", { type: "button", class: "button button-danger", "data-testid": "cancel" }, "Cancel");
   const nextLinks = h("div", { class: "form-actions" });
   const execActions = h("div", { class: "form-actions" }, executeButton, retryButton, rerunButton);
-  const reviewActions = h("div", { class: "form-actions" }, reviewButton, rereviewButton);
+  const reviewActions = h("div", { class: "form-actions" }, reviewButton, retryReviewButton, rereviewButton);
 
   let stopPolling = null;
   let grace = 0;
@@ -166,11 +167,14 @@ export async function renderRun(page, container) {
     rerunButton.hidden = !(rank >= 3 && !running) || (allFailed && !retryButton.hidden);
     reviewButton.hidden = !(state === "execution_complete");
     rereviewButton.hidden = !(state === "review_error" || rank >= 6);
+    // Only the reviewers that failed are asked again (POST /peer_review?retry=failed).
+    retryReviewButton.hidden = !(info.failed.length && info.failedStep === "review" && !running && rank < 7);
+    retryReviewButton.textContent = info.failed.length === 1 ? `Retry ${info.failed[0]}'s review` : "Retry the failed reviews";
     cancelButton.hidden = !running;
     // One Cancel button, shown in the panel of the step that is running.
     const home = state === "reviewing" ? reviewActions : execActions;
     if (cancelButton.parentNode !== home) home.append(cancelButton);
-    for (const b of [executeButton, rerunButton, retryButton, reviewButton, rereviewButton]) b.disabled = running;
+    for (const b of [executeButton, rerunButton, retryButton, reviewButton, retryReviewButton, rereviewButton]) b.disabled = running;
 
     render(
       nextLinks,
@@ -306,6 +310,7 @@ export async function renderRun(page, container) {
   starter(retryButton, "executing", () => api.retryFailed(page.id, "execute"));
   starter(reviewButton, "reviewing", () => api.peerReview(page.id));
   starter(rereviewButton, "reviewing", () => api.peerReview(page.id, true));
+  starter(retryReviewButton, "reviewing", () => api.retryFailed(page.id, "review"));
   cancelButton.addEventListener("click", () =>
     withBusy(cancelButton, "Cancelling…", async () => {
       try {
