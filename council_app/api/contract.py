@@ -26,7 +26,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from council_app.api.errors import ApiError
 from council_app.api.schemas import Error, OpenApiDocument
-from council_app.workflow.council_input import MAX_AGENTS, field_errors, field_name, refuse
+from council_app.workflow.council_input import MAX_AGENTS, field_errors, refuse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,16 +73,14 @@ class _DescribedResponses(FlaskPlugin):
 def _refuse(error: ValidationError) -> NoReturn:
     """A refused request leaves in the API's error shape."""
     if error.title.endswith("Query"):  # query parameters: 400, as they have always been
-        first = error.errors(include_url=False)[0]
-        name = field_name(first["loc"])
-        raise ApiError(
-            400,
-            "bad_request",
-            f"Query parameter '{name}' {first['msg'].removeprefix('Value error, ')}"
-            if name
-            else first["msg"].removeprefix("Value error, "),
-            errors=field_errors(error),
-        )
+        errors = [
+            {**e, "field": "query"} if e["field"] == "body" else e for e in field_errors(error)
+        ]
+        first = errors[0]
+        message = first["message"]
+        if first["field"] != "query":
+            message = f"Query parameter '{first['field']}': {message}"
+        raise ApiError(400, "bad_request", message, errors=errors)
     if error.title == "Council":
         raise refuse(error)
     raise ApiError(

@@ -74,10 +74,30 @@ def field_name(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _message(error: Any) -> str:
+    """pydantic's words for the common mistakes, said the way the UI shows them."""
+    kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "string_too_short":
+        return "Must not be empty"
+    if kind == "string_too_long" and isinstance(given, str):
+        return f"Is {len(given.strip())} characters; the limit is {ctx.get('max_length')}"
+    if kind == "enum":
+        return f"Must be one of {ctx.get('expected')}"
+    if kind == "bool_type":
+        return "Must be true or false"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "Must be an object"
+    if kind == "missing":
+        return "Is required"
+    if kind == "too_short" and tuple(error["loc"]) == ("agents",):
+        return "A council has at least 1 agent"
+    return str(error["msg"]).removeprefix("Value error, ")  # a validator's own words
+
+
 def field_errors(error: ValidationError) -> list[dict[str, str]]:
     """Per-field errors in the shape the 422 has always carried: ``{field, message}``."""
     return [
-        {"field": field_name(e["loc"]) or "body", "message": e["msg"]}
+        {"field": field_name(e["loc"]) or "body", "message": _message(e)}
         for e in error.errors(include_url=False)
     ]
 
@@ -88,7 +108,7 @@ def refuse(error: ValidationError) -> WorkflowError:
         if tuple(e["loc"]) in _NOT_A_COUNCIL and e["type"] in _SHAPE_ERRORS:
             where = field_name(e["loc"]) or "body"
             return WorkflowError(
-                f"The body must be a JSON object with an 'agents' list ({where}: {e['msg']})"
+                f"The body must be a JSON object with an 'agents' list ({where}: {_message(e)})"
             )
     return invalid(field_errors(error))
 
