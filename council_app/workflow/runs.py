@@ -198,7 +198,7 @@ class Runs(StepsBase):
             if retry_failed:
                 kept.update(spec.kept(state, members))
                 if len(kept) == len(members):
-                    return "existing", spec.existing(state) or "nothing_to_retry"
+                    return "existing", "nothing_to_retry"  # nobody failed: nothing to ask
             elif not force:
                 existing = spec.existing(state)
                 if existing is not None:
