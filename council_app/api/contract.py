@@ -24,6 +24,7 @@ from spectree import Response as Responses
 from spectree import SpecTree
 from spectree.plugins.flask_plugin import FlaskPlugin
 
+from council_app.api.auth import current_user
 from council_app.api.errors import ApiError
 from council_app.api.schemas import Error, OpenApiDocument
 from council_app.workflow.council_input import MAX_AGENTS, field_errors, refuse
@@ -60,6 +61,7 @@ class _DescribedResponses(FlaskPlugin):
         try:
             super().request_validation(request, query, json, form, headers, cookies)  # type: ignore[no-untyped-call]
         except ValidationError as e:
+            current_user()  # who asks comes first: 401 before a 400 about the request
             _refuse(e)
 
     def validate_response(

@@ -114,3 +114,24 @@ def test_every_refusal_of_a_validated_request_is_the_error_shape(client: FlaskCl
         assert r.status_code in (400, 422), (r.status_code, r.json)
         body = assert_error(r, r.status_code)
         assert all(set(e) == {"field", "message"} for e in body.get("errors", []))
+
+
+def test_who_asks_comes_before_what_is_wrong_with_the_request(backend_settings: Any) -> None:
+    """Without a valid token a malformed request is a 401, not a 400 that answers the
+    stranger's question; with one, the 400 (validation runs before the view)."""
+    import hashlib
+
+    from api_helpers import built_app
+
+    digest = hashlib.sha256(b"alice-token").hexdigest()
+    with built_app(backend_settings, auth_mode="token", auth_tokens=(("alice", digest),)) as app:
+        client = app.test_client()
+        good = {"Authorization": "Bearer alice-token"}
+        for headers, status in (({}, 401), ({"Authorization": "Bearer nope"}, 401), (good, 400)):
+            assert_error(client.get("/api/sessions?limit=abc", headers=headers), status)
+            r = client.put(
+                "/api/sessions/session_20251210_160742_5b86ea/council",
+                json={"agents": "x"},
+                headers=headers,
+            )
+            assert_error(r, status)
