@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response as Responses
 from spectree import SpecTree
+from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 
 from council_app.api.auth import current_user
@@ -56,6 +57,11 @@ class _DescribedResponses(FlaskPlugin):
     def request_validation(
         self, request: Any, query: Any, json: Any, form: Any, headers: Any, cookies: Any
     ) -> None:
+        if query is None and json is None and form is None:
+            # Nothing to check (the status poll, say): skip spectree's copy of every
+            # header and cookie.
+            request.context = Context(None, None, None, None, None)
+            return
         # Refused here, before spectree would serialise pydantic's errors (with their
         # inputs, which may be uploaded files) as its own 422.
         try:
