@@ -1,22 +1,35 @@
 """/api/docs: interactive API documentation (Swagger UI) for /api/openapi.json.
 
-The Swagger UI files come from the ``swagger-ui-bundle`` package, served from this server:
-no CDN, so the page works offline and under a strict Content-Security-Policy (no inline
-script; the start-up code is ``docs_assets/init.js``).
+The Swagger UI files (5.x: it reads OpenAPI 3.1, which the document is) come from the
+``swagger-ui-py`` package, served from this server: no CDN, so the page works offline and
+under a strict Content-Security-Policy (no inline script; the start-up code is
+``docs_assets/init.js``).
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
 
 from council_app.api.contract import operation
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
 _OWN_ASSETS = Path(__file__).resolve().parent / "docs_assets"
+
+
+def _vendor_folder() -> Path:
+    """swagger-ui-py's ``static`` folder, found without importing the package (its
+    ``__init__`` loads Jinja and YAML for framework handlers this server does not use)."""
+    spec = find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+swagger_ui_path = _vendor_folder()
 # Only what the page loads; nothing else of the vendored folder is reachable.
 _VENDOR_FILES = frozenset(
     {
