@@ -4,8 +4,9 @@ cannot drift.
 
 spectree (rather than flask-openapi3 or APIFlask) because it decorates the views of the
 existing blueprints without replacing the Flask app or blueprint classes.  Three things
-are ours: refusals keep the API's error shape (``{error, message, detail}``; query
-parameters 400, bodies 422 with per-field ``errors``), responses are described but not
+are ours: refusals keep the API's error shape (``{error, message, detail}`` with per-field
+``errors``; query parameters and forms 400, a council 400 when it is not one at all and 422
+when it breaks a rule, as before), responses are described but not
 re-validated at run time (the summary is streamed as raw JSON text), and routes that
 answer something other than JSON (pages, files, metrics) carry their own fragment.
 """
@@ -173,6 +174,10 @@ def validated_body(model: type[M]) -> M | None:
 # -- the document ------------------------------------------------------------------------
 
 _lock = threading.Lock()
+_PAGE_RESPONSES = {
+    "200": {"description": "The page or file"},
+    "404": {"description": "No such page or file"},
+}
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -198,21 +203,14 @@ def build_document(app: Flask) -> dict[str, Any]:
         path = _plain_path(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op = paths.setdefault(path, {}).get(method.lower())
-            if op is None:  # a route spectree leaves out: described generically
+            if op is None:  # a route spectree leaves out (static files)
                 op = paths[path][method.lower()] = {
                     "summary": f"{rule.endpoint} (not described in detail)",
                     "operationId": rule.endpoint.replace(".", "_") + f"_{method.lower()}",
                     "parameters": _path_parameters(rule.rule),
-                    "responses": {
-                        "200": {"description": "The page or file"},
-                        "404": {"description": "No such page or file"},
-                    },
                 }
-            if not op.get("responses"):  # an undecorated page: spectree knows no answer
-                op["responses"] = {
-                    "200": {"description": "The page or file"},
-                    "404": {"description": "No such page or file"},
-                }
+            if not op.get("responses"):  # a page without @operation: what it is known to answer
+                op["responses"] = copy.deepcopy(_PAGE_RESPONSES)
             extra = getattr(view, "__openapi_extra__", None)
             if extra:
                 _merge(op, extra)
