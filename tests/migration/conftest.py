@@ -13,8 +13,12 @@ from council_app.migration.cli import main
 
 
 @pytest.fixture
-def cli(pg_url: str) -> Cli:
-    """Run migrate_state in-process against this test's schema; JSON summary by default."""
+def cli(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run migrate_state in-process against this test's schema; JSON summary by default.
+
+    From the test's own directory: the tool reads an ``agent_council.db`` in the current
+    directory (the old runbook's usage), and one left in the checkout must not leak in."""
+    monkeypatch.chdir(tmp_path)
 
     def run(*argv: str, url: str | None = pg_url, json: bool = True) -> CliResult:
         env = {} if url is None else {"DATABASE_URL": url}
