@@ -201,14 +201,18 @@ def build_document(app: Flask) -> dict[str, Any]:
     for rule in app.url_map.iter_rules():
         view = app.view_functions.get(rule.endpoint)
         path = _plain_path(rule.rule)
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
             op = paths.setdefault(path, {}).get(method.lower())
             if op is None:  # a route spectree leaves out (static files)
                 op = paths[path][method.lower()] = {
                     "summary": f"{rule.endpoint} (not described in detail)",
-                    "operationId": rule.endpoint.replace(".", "_") + f"_{method.lower()}",
                     "parameters": _path_parameters(rule.rule),
                 }
+            # The ids clients were generated with (blueprint_view), not spectree's.
+            op["operationId"] = rule.endpoint.replace(".", "_") + (
+                f"_{method.lower()}" if len(methods) > 1 else ""
+            )
             if not op.get("responses"):  # a page without @operation: what it is known to answer
                 op["responses"] = copy.deepcopy(_PAGE_RESPONSES)
             extra = getattr(view, "__openapi_extra__", None)
