@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -124,7 +124,9 @@ def create_session() -> tuple[Response, int]:
     if form is None:  # a form content type always is validated; this is for mypy
         raise ApiError(400, "bad_request", "'question' is required and must not be empty")
     question = form.question
-    files = [(f.filename or "", f.stream) for f in request.files.getlist("files") if f]
+    files = [
+        (f.filename or "", cast(BinaryIO, f.stream)) for f in request.files.getlist("files") if f
+    ]
     parent = (form.follow_up_of or "").strip() or None
     if parent is not None:
         owned_session(parent)  # 404 unless the caller's; 410 if deleted
@@ -311,7 +313,8 @@ def status(session_id: str) -> Response:
     found = svc.states.hot(session_id)
     row = _owned(found[0] if found else None, current_user())
     hot = found[1] if found else {}
-    progress = hot.get("progress") if isinstance(hot.get("progress"), dict) else {}
+    found_progress = hot.get("progress")
+    progress: dict[str, Any] = found_progress if isinstance(found_progress, dict) else {}
     body = {
         "status": hot.get("status") or row.status,
         "current_step": hot.get("current_step") or row.current_step,
