@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -18,12 +16,7 @@ from flask.testing import FlaskClient
 from council_app import create_app
 from council_app.services import Services
 from council_app.settings import Settings
-
-_PROVIDER_TESTS = str(Path(__file__).resolve().parents[1] / "providers")
-if _PROVIDER_TESTS not in sys.path:
-    sys.path.insert(0, _PROVIDER_TESTS)
-
-from fake_openai import (  # noqa: E402
+from tests.providers.fake_openai import (
     Behaviour,
     FakeOpenAIServer,
     RecordedRequest,

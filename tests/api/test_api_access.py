@@ -8,7 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from api_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.services import Services
+from council_app.settings import Settings
+from tests.api.api_helpers import (
     AGENTS,
     assert_error,
     built_app,
@@ -17,10 +21,6 @@ from api_helpers import (
     put_council,
     review_and_wait,
 )
-from flask.testing import FlaskClient
-
-from council_app.services import Services
-from council_app.settings import Settings
 
 ALICE = {"X-User-Id": "alice"}
 BOB = {"X-User-Id": "bob"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
-from api_helpers import AGENTS, assert_error, built_app, create, put_council
 from flask.testing import FlaskClient
 
 from council_app.settings import Settings
+from tests.api.api_helpers import AGENTS, assert_error, built_app, create, put_council
 
 GOOD_ID_SHAPE = "session_20251210_160742_5b86ea"
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_helpers import AGENTS, built_app, create, put_council, services_of
 from flask import Flask
 
 from council_app.settings import Settings
+from tests.api.api_helpers import AGENTS, built_app, create, put_council, services_of
 
 THREADS = 8
 

@@ -8,8 +8,9 @@ import importlib
 from typing import Any
 
 import pytest
-from api_helpers import AGENTS, assert_error, create
 from flask.testing import FlaskClient
+
+from tests.api.api_helpers import AGENTS, assert_error, create
 
 
 def _document(client: FlaskClient) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def test_who_asks_comes_before_what_is_wrong_with_the_request(backend_settings: 
     stranger's question; with one, the 400 (validation runs before the view)."""
     import hashlib
 
-    from api_helpers import built_app
+    from tests.api.api_helpers import built_app
 
     digest = hashlib.sha256(b"alice-token").hexdigest()
     with built_app(backend_settings, auth_mode="token", auth_tokens=(("alice", digest),)) as app:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from api_helpers import assert_error
 from flask.testing import FlaskClient
+
+from tests.api.api_helpers import assert_error
 
 
 def test_docs_page_loads_only_local_assets(client: FlaskClient) -> None:

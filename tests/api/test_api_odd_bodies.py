@@ -9,10 +9,10 @@ import re
 from typing import Any
 
 import pytest
-from api_helpers import AGENTS, put_council
 from flask.testing import FlaskClient
 
 from council_app.services import Services
+from tests.api.api_helpers import AGENTS, put_council
 
 BODIES: list[tuple[str, bytes]] = [
     ("application/json", b'{"agents": [{"name": "a\\u0000b", "persona": "p"}]}'),

@@ -7,7 +7,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from api_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.services import Services
+from council_app.settings import Settings
+from tests.api.api_helpers import (
     AGENTS,
     USAGE,
     SmartFake,
@@ -19,10 +23,6 @@ from api_helpers import (
     status,
     success,
 )
-from flask.testing import FlaskClient
-
-from council_app.services import Services
-from council_app.settings import Settings
 
 # USD per million tokens, straight from the price table.
 RATES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0)}

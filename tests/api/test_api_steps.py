@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.services import Services
+from council_app.settings import DEV_USER
+from tests.api.api_helpers import (
     AGENTS,
     assert_error,
     create,
@@ -13,10 +17,6 @@ from api_helpers import (
     put_council,
     review_and_wait,
 )
-from flask.testing import FlaskClient
-
-from council_app.services import Services
-from council_app.settings import DEV_USER
 
 
 def is_number(value: Any) -> bool:

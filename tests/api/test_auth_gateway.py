@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from api_helpers import assert_error, built_app
-from auth_helpers import AUDIENCE, HS_SECRET, ISSUER, bearer, claims, settings_from
 from flask.testing import FlaskClient
+
+from tests.api.api_helpers import assert_error, built_app
+from tests.api.auth_helpers import AUDIENCE, HS_SECRET, ISSUER, bearer, claims, settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
 

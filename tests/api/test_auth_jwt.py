@@ -9,8 +9,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from api_helpers import assert_error, built_app, create
-from auth_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.settings import ConfigError
+from tests.api.api_helpers import assert_error, built_app, create
+from tests.api.auth_helpers import (
     AUDIENCE,
     HS_SECRET,
     ISSUER,
@@ -20,9 +23,6 @@ from auth_helpers import (
     claims,
     settings_from,
 )
-from flask.testing import FlaskClient
-
-from council_app.settings import ConfigError
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

@@ -9,13 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from api_helpers import (
-    assert_error,
-    execute_and_wait,
-    fake_llm_app,
-    put_council,
-    review_and_wait,
-)
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -25,6 +18,13 @@ from council_app.settings import Settings
 from council_app.store import StateStore, build_store
 from council_app.store.schema import metadata, user_spend
 from council_app.workflow.session_log import read_log_entries
+from tests.api.api_helpers import (
+    assert_error,
+    execute_and_wait,
+    fake_llm_app,
+    put_council,
+    review_and_wait,
+)
 from tests.conftest import postgres_settings, sqlite_settings
 from tests.internals import store_of
 

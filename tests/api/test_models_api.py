@@ -7,7 +7,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from api_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.services import Services
+from council_app.settings import Settings
+from tests.api.api_helpers import (
     AGENTS,
     SmartFake,
     built_app,
@@ -18,11 +22,7 @@ from api_helpers import (
     review_and_wait,
     services_of,
 )
-from fake_openai import success
-from flask.testing import FlaskClient
-
-from council_app.services import Services
-from council_app.settings import Settings
+from tests.providers.fake_openai import success
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +157,7 @@ def test_offline_app_says_answers_are_canned_and_fails_named_members(
 
 
 def test_log_records_retries(backend_settings: Settings) -> None:
-    from fake_openai import status
+    from tests.providers.fake_openai import status
 
     with fake_llm_app(backend_settings, llm_max_retries=2) as (app, fake):
         client, svc = app.test_client(), services_of(app)

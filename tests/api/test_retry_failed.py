@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import (
+from flask.testing import FlaskClient
+
+from council_app.services import Services
+from council_app.settings import Settings
+from tests.api.api_helpers import (
     assert_error,
     built_app,
     create,
@@ -20,11 +24,7 @@ from api_helpers import (
     services_of,
     status,
 )
-from api_helpers import fake_llm_app as _fake_llm_app
-from flask.testing import FlaskClient
-
-from council_app.services import Services
-from council_app.settings import Settings
+from tests.api.api_helpers import fake_llm_app as _fake_llm_app
 
 
 def calls(client: FlaskClient, sid: str, step: str) -> list[str]:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import AGENTS, built_app, services_of
 from flask import Flask
 from flask.testing import FlaskClient
 
 from council_app.migration.cli import main as migrate
 from council_app.settings import DEV_USER, Settings
 from council_app.store.legacy_files import write_json_atomic
+from tests.api.api_helpers import AGENTS, built_app, services_of
 from tests.conftest import postgres_settings, sqlite_settings
 
 OWNERS = ("alice", "bob", "carol", DEV_USER)

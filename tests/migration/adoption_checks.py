@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask.testing import FlaskClient
-from old_server_shapes import OldShape
+
+from tests.migration.old_server_shapes import OldShape
 
 
 @dataclass

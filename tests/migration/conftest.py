@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 
 import pytest
-from legacy_tree import MixedTree, write_mixed_tree
-from migration_helpers import Cli, CliResult
 
 from council_app.migration.cli import main
+from tests.migration.legacy_tree import MixedTree, write_mixed_tree
+from tests.migration.migration_helpers import Cli, CliResult
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from legacy_tree import BASE_TIME, make_state, session_id, write_state_file
+
+from tests.migration.legacy_tree import BASE_TIME, make_state, session_id, write_state_file
 
 ADMIN = "admin@example.com"  # MIGRATION_ADMIN_EXTERNAL_ID in the tests
 USERS = ("alice@example.com", "bob@example.com", "carol@example.com")

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import orjson
 import pytest
-from adoption_checks import count_served
-from old_server_shapes import ADMIN, add_wal_sessions, main_file_has, old_sqlite_file
 
 from council_app.settings import Settings
 from tests.api.api_helpers import built_app, services_of
 from tests.conftest import sqlite_settings
 from tests.internals import store_of
+from tests.migration.adoption_checks import count_served
+from tests.migration.old_server_shapes import (
+    ADMIN,
+    add_wal_sessions,
+    main_file_has,
+    old_sqlite_file,
+)
 
 COUNTS: dict[str, str] = {}
 

@@ -14,16 +14,6 @@ from pathlib import Path
 import orjson
 import pytest
 import sqlalchemy as sa
-from adoption_checks import Served, count_served
-from migration_helpers import CliResult
-from old_server_shapes import (
-    ADMIN,
-    OldShape,
-    add_wal_sessions,
-    build_old_server,
-    main_file_has,
-    old_sqlite_file,
-)
 
 from council_app.migration import source
 from council_app.migration.cli import main
@@ -32,6 +22,16 @@ from council_app.store.schema_versions import SchemaNotUsable, SchemaState, chec
 from tests.api.api_helpers import built_app, services_of
 from tests.conftest import postgres_settings
 from tests.internals import store_of
+from tests.migration.adoption_checks import Served, count_served
+from tests.migration.migration_helpers import CliResult
+from tests.migration.old_server_shapes import (
+    ADMIN,
+    OldShape,
+    add_wal_sessions,
+    build_old_server,
+    main_file_has,
+    old_sqlite_file,
+)
 
 SOURCE_KIND = {"database": (source.FROM_DB, source.FROM_DB_NEWER),
                "state.json": (source.FROM_FILE, source.FROM_FILE_NEWER)}  # fmt: skip

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from legacy_tree import write_tree
-from migration_helpers import Cli
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -21,6 +19,8 @@ from council_app.migration import runner, source, target
 from council_app.migration.report import Progress
 from council_app.settings import Settings
 from council_app.store.postgres import PostgresStore
+from tests.migration.legacy_tree import write_tree
+from tests.migration.migration_helpers import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from migration_helpers import Cli
-
 from council_app.store import ProgressWrite, SessionRow, build_store
 from tests.conftest import postgres_settings, sqlite_settings
+from tests.migration.migration_helpers import Cli
 
 SID = "session_20251210_160742_5b86ea"
 

@@ -9,13 +9,19 @@ from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
-from legacy_tree import BASE_TIME, MixedTree, make_state, write_state_file, write_tree
-from migration_helpers import Cli, canonical, snapshot
 
 from council_app.settings import Settings
 from council_app.store import build_store
 from council_app.store.base import hot_part
 from council_app.store.postgres import PostgresStore
+from tests.migration.legacy_tree import (
+    BASE_TIME,
+    MixedTree,
+    make_state,
+    write_state_file,
+    write_tree,
+)
+from tests.migration.migration_helpers import Cli, canonical, snapshot
 
 
 def pg_store(url: str, sessions_dir: Path) -> PostgresStore:

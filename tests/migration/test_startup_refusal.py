@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from old_server_shapes import build_old_server
 
 from council_app.settings import Settings
 from council_app.store import build_store
+from tests.migration.old_server_shapes import build_old_server
 from tests.serving.live_server import ROOT, server_env
 
 pytestmark = pytest.mark.slow

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from fake_openai import FakeOpenAIServer
 
 from council_app.providers.openai_chat import OpenAIChatProvider
+from tests.providers.fake_openai import FakeOpenAIServer
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

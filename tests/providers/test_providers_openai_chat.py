@@ -7,7 +7,6 @@ import time
 
 import openai
 import pytest
-from fake_openai import hang, invalid_json, status, success
 
 from council_app.providers import (
     OfflineProvider,
@@ -17,6 +16,7 @@ from council_app.providers import (
 )
 from council_app.workflow.parsing import ParseError, parse_review
 from council_app.workflow.prompts import review_messages
+from tests.providers.fake_openai import hang, invalid_json, status, success
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},

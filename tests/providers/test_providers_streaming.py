@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
-from fake_openai import refuse_param, status, success
 
 from council_app.providers import ProviderCancelled, ProviderError
 from council_app.providers.pricing import PriceTable
+from tests.providers.fake_openai import refuse_param, status, success
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 LONG = "The council streams this answer in many small pieces so it can be read live."

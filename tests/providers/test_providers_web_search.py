@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_openai import FakeSearxng, FakeTavily, success, tool_call, url_citation
 
 from council_app.providers import OfflineProvider, provider_info
 from council_app.providers.openai_chat import WEB_SEARCH_TOOL, flavour_of
 from council_app.providers.search import SearchError, SearxngSearch, TavilySearch, make_search
+from tests.providers.fake_openai import FakeSearxng, FakeTavily, success, tool_call, url_citation
 
 MESSAGES = [
     {"role": "system", "content": "You are a researcher."},
