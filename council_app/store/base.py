@@ -244,7 +244,8 @@ _BIGINT = 2**63
 def meta_from_state(state: dict[str, Any]) -> dict[str, Any]:
     """The metadata columns a state write keeps in step with the document (bounded to the
     columns' types: the document itself keeps whatever it holds)."""
-    tokens = state.get("tokens") if isinstance(state.get("tokens"), dict) else {}
+    found = state.get("tokens")
+    tokens: dict[str, Any] = found if isinstance(found, dict) else {}
     cost = tokens.get("total_cost_usd")
     total = tokens.get("total_tokens")
     step = state.get("current_step")
@@ -302,6 +303,22 @@ class StateStore(abc.ABC):
     def load(self, session_id: str) -> StoredState | None:
         """The whole document with its hot keys merged in, and its revision."""
 
+    def read_view(
+        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
+    ) -> DocumentView | None:
+        """Metadata, the named small keys parsed and the named large keys as JSON text.
+
+        None when the session has no metadata or no document here (callers fall back to
+        ``get_session`` and ``load``, which also know legacy files).  This default parses
+        the document; a backend that can hand out JSON text without parsing overrides it.
+        Large keys must not be hot keys (the hot column is overlaid on ``small`` only).
+        """
+        row = self.get_session(session_id)
+        stored = self.load(session_id) if row is not None else None
+        if row is None or stored is None:
+            return None
+        return document_view(row, stored.state, small_keys, raw_keys)
+
     @abc.abstractmethod
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         """Metadata and the hot keys only: the cost of this read must not grow with the state."""
@@ -336,22 +353,6 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def mark_deleted(self, session_id: str, *, hard: bool) -> None:
         """Soft delete (tombstone); ``hard`` also drops the stored state."""
-
-    def read_view(
-        self, session_id: str, small_keys: tuple[str, ...], raw_keys: tuple[str, ...]
-    ) -> DocumentView | None:
-        """Metadata, the named small keys parsed and the named large keys as JSON text.
-
-        None when the session has no metadata or no document here (callers fall back to
-        ``get_session`` and ``load``, which also know legacy files).  This default parses
-        the document; a backend that can hand out JSON text without parsing overrides it.
-        Large keys must not be hot keys (the hot column is overlaid on ``small`` only).
-        """
-        row = self.get_session(session_id)
-        stored = self.load(session_id) if row is not None else None
-        if row is None or stored is None:
-            return None
-        return document_view(row, stored.state, small_keys, raw_keys)
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -130,9 +130,7 @@ class SqlMetadata(SpendSql):
         with self._tx() as conn:
             for i in range(0, len(session_ids), 1000):
                 chunk = session_ids[i : i + 1000]
-                query = select(sessions.c.id, sessions.c.updated_at).where(
-                    sessions.c.id.in_(chunk)
-                )
+                query = select(sessions.c.id, sessions.c.updated_at).where(sessions.c.id.in_(chunk))
                 found.update({r.id: r.updated_at for r in conn.execute(query)})
         return found
 

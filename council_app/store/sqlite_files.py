@@ -215,8 +215,8 @@ class SqliteFileStore(SqlMetadata, StateStore):
         now = utcnow()
         stale: list[str] = []
         with self._tx(write=True) as conn:
-            stored = {
-                r.session_id: r
+            stored: dict[str, _Stored] = {
+                r.session_id: _Stored(r.session_id, r.progress, r.revision)
                 for r in conn.execute(
                     select(
                         session_state.c.session_id,

@@ -220,7 +220,7 @@ def _ranking(value: Any, entries: list[dict[str, Any]]) -> list[int]:
     ranking: list[int] = []
     for item in value if isinstance(value, list) else []:
         pid = _proposal_id(item)
-        if pid in scored and pid not in ranking:
+        if pid is not None and pid in scored and pid not in ranking:
             ranking.append(pid)
     rest = sorted((p for p in scored if p not in ranking), key=lambda p: (-scored[p], p))
     return ranking + rest
