@@ -82,6 +82,22 @@ class LegacyFileFallback(StoreDecorator):
         self.inner.create_schema(*args, **kwargs)
         if self.reconcile:
             self.adopt_newer_files()
+            self.apply_hard_deletes()
+
+    def apply_hard_deletes(self) -> int:
+        """Hard-delete rows of sessions the state-file mirror recorded as hard-deleted after
+        the row's last write (a session that was here before a move to PostgreSQL and was
+        deleted there); return how many."""
+        applied = 0
+        for sid, when in legacy_files.hard_deletes(self.sessions_dir).items():
+            row = self.inner.get_session(sid)
+            if row is None or row.updated_at >= when:
+                continue
+            self.inner.mark_deleted(sid, hard=True)
+            applied += 1
+        if applied:
+            log.warning("Hard-deleted %d session(s) the state-file mirror recorded", applied)
+        return applied
 
     def adopt_newer_files(self) -> int:
         """Lay every ``state.json`` newer than its backend row over that row; return how many.

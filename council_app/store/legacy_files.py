@@ -88,6 +88,37 @@ def write_bytes_atomic(path: Path, payload: bytes, *, durable_rename: bool = Tru
         os.close(dir_fd)
 
 
+# Hard deletions made while another backend was in charge (the state-file mirror on
+# PostgreSQL): one file per session, holding when it was deleted.  A folder name starting
+# with "_" is never a session id, so listings skip it.
+HARD_DELETES_DIR = "_hard_deleted"
+
+
+def record_hard_delete(sessions_dir: Path, session_id: str, when: datetime) -> None:
+    """Remember that ``session_id`` was hard-deleted at ``when`` (for a rollback)."""
+    path = Path(sessions_dir) / HARD_DELETES_DIR / session_id
+    write_bytes_atomic(path, when.isoformat().encode(), durable_rename=False)
+
+
+def hard_deletes(sessions_dir: Path) -> dict[str, datetime]:
+    """Every recorded hard deletion: session id -> when."""
+    found: dict[str, datetime] = {}
+    try:
+        entries = list(os.scandir(Path(sessions_dir) / HARD_DELETES_DIR))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue  # a temp file of a write in progress
+        try:
+            when = parse_timestamp(Path(entry.path).read_text().strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if when is not None:
+            found[entry.name] = when
+    return found
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """ISO 8601 to aware UTC; legacy timestamps carry no zone and are UTC."""
     if isinstance(value, datetime):

@@ -216,6 +216,9 @@ class StateFileMirror(StoreDecorator):
         if job.remove:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+            # A rollback's embedded backend may still hold this session's pre-move row: the
+            # record tells it the session is gone.
+            legacy_files.record_hard_delete(self.sessions_dir, session_id, datetime.now(UTC))
             return
         if job.tombstone:
             stored = self.inner.load(session_id)

@@ -219,3 +219,38 @@ def test_a_hard_delete_waits_out_a_write_in_flight_and_nothing_comes_back(
     shutil.rmtree(folder)  # ...so the caller's removal is the last word
     assert mirror.flush(10)
     assert not folder.exists()
+
+
+def test_a_pre_move_session_hard_deleted_on_postgresql_stays_gone_after_a_rollback(
+    mirror: StateFileMirror, pg_settings: Settings, tmp_path: Path
+) -> None:
+    """It was in the embedded backend's SQLite before the move; the mirror records its hard
+    delete, and the embedded backend's next start deletes the old row too."""
+    from tests.conftest import sqlite_settings
+
+    embedded = sqlite_settings(tmp_path)
+    assert embedded.sessions_dir == pg_settings.sessions_dir
+    kept_sid = "session_20251210_160742_bbbbbb"
+    before = build_store(embedded)
+    before.create_schema()
+    for sid in (SID, kept_sid):
+        before.create_session(row(sid), doc(sid), revision=1)
+    before.close()
+
+    for sid in (SID, kept_sid):  # migrated, then worked on PostgreSQL
+        mirror.create_session(row(sid), doc(sid), revision=2)
+    mirror.mark_deleted(SID, hard=True)
+    assert mirror.flush(10)
+    assert legacy_files.hard_deletes(pg_settings.sessions_dir).keys() == {SID}
+
+    after = build_store(embedded)  # DATABASE_URL unset, restart
+    after.create_schema()
+    try:
+        gone = after.get_session(SID)
+        assert gone is None or gone.deleted_at is not None
+        assert after.load(SID) is None
+        kept = after.get_session(kept_sid)
+        assert kept is not None and kept.deleted_at is None
+        assert [r.session_id for r in after.list_sessions("alice", 10, 0)] == [kept_sid]
+    finally:
+        after.close()
