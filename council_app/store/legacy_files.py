@@ -59,13 +59,16 @@ def json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
 
-def write_bytes_atomic(path: Path, payload: bytes, *, durable_rename: bool = True) -> None:
+def write_bytes_atomic(
+    path: Path, payload: bytes, *, durable_rename: bool = True, sync: bool = True
+) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory.
 
     The file's fsync before the rename is what makes it atomic (after a crash: the old
     file or the new one, whole).  ``durable_rename=False`` skips the directory's fsync:
-    the new version may then be lost in a crash (the old one stays, whole); the mirror
-    uses it, since its copy is made after the database write anyway."""
+    the new version may then be lost in a crash (the old one stays, whole).  ``sync=False``
+    skips both: the caller syncs later (the state-file mirror groups its syncs, see
+    ``mirror.py``); readers still never see a torn file, only a crash can lose it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -73,13 +76,14 @@ def write_bytes_atomic(path: Path, payload: bytes, *, durable_rename: bool = Tru
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if not durable_rename:
+    if not (durable_rename and sync):
         return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -9,8 +9,9 @@ the next step write carries their keys anyway).
 
 The request thread only serialises the document (orjson, indented like the old server's
 files) and hands the bytes over; a daemon thread per process (started lazily, again after
-a fork) writes them atomically (temp file, fsync, rename).  Writes are coalesced per
-session: only the newest pending version is written.  A failed write is logged and
+a fork) writes them atomically (temp file, rename; fsynced in groups, every
+``SYNC_INTERVAL_S`` and at ``flush``).  Writes are coalesced per session: only the
+newest pending version is written.  A failed write is logged and
 counted, never raised (the database write it copies has succeeded), and retried with
 backoff for about a minute (a tombstone needs the database; a disk may fill up).  ``flush(timeout)``
 waits for the queue to drain (called by ``close`` at shutdown).
@@ -59,6 +60,15 @@ class _Job:
 # about a minute in all, then the failure is logged as an error and the write dropped.
 RETRY_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
+# Files are written without an fsync each and synced together at most this often (and at
+# every flush(), so at shutdown): an fsync per file competed with PostgreSQL's own commit
+# for the disk and made a small step write 1.3x slower (docs/BENCHMARKS.md).  A crash of
+# the machine (not of the process) can lose at most this much of the mirror's copies;
+# the database holds everything, and `migrate_state.py --export` rewrites them all.
+SYNC_INTERVAL_S = 5.0
+
+_SYNC_DUE = ""  # _next_ready's answer when files wait for their group sync
+
 
 class StateFileMirror(StoreDecorator):
     def __init__(
@@ -66,10 +76,12 @@ class StateFileMirror(StoreDecorator):
         inner: StateStore,
         sessions_dir: Path,
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+        sync_interval_s: float = SYNC_INTERVAL_S,
     ) -> None:
         super().__init__(inner)
         self.sessions_dir = Path(sessions_dir)
         self.retry_delays_s = retry_delays_s
+        self.sync_interval_s = sync_interval_s
         self.written = 0
         self.failures = 0
         self._owners: dict[str, str] = {}
@@ -91,6 +103,9 @@ class StateFileMirror(StoreDecorator):
         self._not_before: dict[str, float] = {}  # retries wait until then (monotonic)
         self._busy = 0
         self._in_flight: str | None = None  # the session the thread is writing now
+        self._unsynced: set[Path] = set()  # written, not yet fsynced
+        self._sync_lock = threading.Lock()
+        self._last_sync = time.monotonic()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopping = False
@@ -161,10 +176,16 @@ class StateFileMirror(StoreDecorator):
                 session_id = self._next_ready()
                 if session_id is None:
                     return
-                job = self._pending.pop(session_id)
-                self._not_before.pop(session_id, None)
-                self._busy += 1
-                self._in_flight = session_id
+                if session_id == _SYNC_DUE:
+                    job = None
+                else:
+                    job = self._pending.pop(session_id)
+                    self._not_before.pop(session_id, None)
+                    self._busy += 1
+                    self._in_flight = session_id
+            if job is None:
+                self._sync_files()
+                continue
             try:
                 self._apply(session_id, job)
                 self.written += 1
@@ -176,14 +197,23 @@ class StateFileMirror(StoreDecorator):
                     self._busy -= 1
                     self._in_flight = None
                     self._cond.notify_all()
+            if time.monotonic() - self._last_sync >= self.sync_interval_s:
+                self._sync_files()
 
     def _next_ready(self) -> str | None:
-        """The next session whose job may run now, waiting for one; None: stop."""
+        """The next session whose job may run now, waiting for one; ``_SYNC_DUE`` when
+        written files wait for their group sync and nothing else is queued; None: stop."""
         while True:
             if not self._pending:
                 if self._stopping:
                     return None
-                self._cond.wait()
+                if self._unsynced:
+                    due = self._last_sync + self.sync_interval_s - time.monotonic()
+                    if due <= 0:
+                        return _SYNC_DUE
+                    self._cond.wait(due)
+                else:
+                    self._cond.wait()
                 continue
             now = time.monotonic()
             for sid in self._pending:
@@ -192,6 +222,16 @@ class StateFileMirror(StoreDecorator):
             if self._stopping:
                 return None  # only retries are left; close() has waited for them
             self._cond.wait(min(self._not_before[sid] for sid in self._pending) - now)
+
+    def _sync_files(self) -> None:
+        """fsync every file written since the last sync, then their folders (one group)."""
+        with self._sync_lock:
+            files, self._unsynced = self._unsynced, set()
+            self._last_sync = time.monotonic()
+            for path in sorted(files):
+                _fsync(path)
+            for folder in sorted({path.parent for path in files}):
+                _fsync(folder)
 
     def _retry_later(self, session_id: str, job: _Job, error: Exception) -> None:
         if job.attempts >= len(self.retry_delays_s):
@@ -236,7 +276,8 @@ class StateFileMirror(StoreDecorator):
             if not job.has_owner:
                 state = orjson.loads(payload)
                 payload = legacy_files.json_bytes(self._with_owner(session_id, state))
-        legacy_files.write_bytes_atomic(path, payload, durable_rename=False)
+        legacy_files.write_bytes_atomic(path, payload, sync=False)
+        self._unsynced.add(path)
 
     def _with_owner(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
         """The document with ``user_id``: the rollback lists a session for this owner."""
@@ -264,7 +305,9 @@ class StateFileMirror(StoreDecorator):
                 if left <= 0:
                     return False
                 self._cond.wait(left)
-            return not self._pending and not self._busy
+            drained = not self._pending and not self._busy
+        self._sync_files()
+        return drained
 
     def close(self) -> None:
         if self._pid == os.getpid() and not self.flush(10.0):
@@ -273,3 +316,17 @@ class StateFileMirror(StoreDecorator):
             self._stopping = True
             self._cond.notify_all()
         self.inner.close()
+
+
+def _fsync(path: Path) -> None:
+    """Best effort: a file or folder removed since (a hard delete) has nothing to sync."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        log.warning("State-file mirror: fsync of %s failed (%s)", path, e)
+    finally:
+        os.close(fd)
