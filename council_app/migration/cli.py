@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from council_app.migration import runner, source
-from council_app.migration.legacy_db import LegacyDb, LegacyDbError
+from council_app.migration.legacy_db import LegacyDb, LegacyDbError, sqlite_file
 from council_app.migration.old_server import LEGACY_TABLES, OldServerDb, old_server_prefix
 from council_app.migration.report import Progress, Summary
 from council_app.migration.source import LegacySource
 from council_app.settings import (
-    DEFAULT_SQLITE_URL,
     DEV_USER,
     ConfigError,
     Settings,
@@ -256,27 +254,11 @@ def open_legacy(sqlite_url: str | None, store: PostgresStore) -> LegacySource | 
 
 
 def _open_file(sqlite_url: str | None, explicit: bool) -> LegacySource | None:
-    path = _sqlite_path(sqlite_url, explicit)
+    path = sqlite_file(sqlite_url, explicit)
     if path is None:
         return None
     old = OldServerDb.from_sqlite_file(path)
     return old if old is not None else LegacyDb.open(sqlite_url)
-
-
-def _sqlite_path(sqlite_url: str | None, explicit: bool) -> Path | None:
-    raw = sqlite_url or DEFAULT_SQLITE_URL
-    try:
-        parsed = make_url(raw)
-    except ArgumentError:
-        raise LegacyDbError(f"--sqlite-url {raw!r} is not a database URL") from None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        raise LegacyDbError(f"--sqlite-url must be sqlite:///path (got {raw!r})")
-    path = Path(parsed.database)
-    if not path.is_file():
-        if explicit:
-            raise LegacyDbError(f"no such file {path}")
-        return None
-    return path
 
 
 def drop_legacy(store: PostgresStore, summary: Summary) -> str:
@@ -352,7 +334,7 @@ def main(
         summary.notes.append(schema_note)
     if legacy is not None:
         summary.notes.append(f"legacy database: {legacy.label}")
-        default_file = _sqlite_path(None, explicit=False)
+        default_file = sqlite_file(None, explicit=False)
         if legacy.label == IN_PLACE_LABEL and default_file is not None:
             summary.notes.append(
                 f"{default_file} was not read (this database's old tables were): run again "

@@ -108,17 +108,8 @@ class LegacyDb:
         the default simply yields None when there is no file (or no sessions table).
         """
         explicit = url is not None
-        raw = url if url is not None else DEFAULT_SQLITE_URL
-        try:
-            parsed = make_url(raw)
-        except ArgumentError:
-            raise LegacyDbError(f"--sqlite-url {raw!r} is not a database URL") from None
-        if parsed.get_backend_name() != "sqlite" or not parsed.database:
-            raise LegacyDbError(f"--sqlite-url must be sqlite:///path (got {raw!r})")
-        path = Path(parsed.database)
-        if not path.is_file():
-            if explicit:
-                raise LegacyDbError(f"--sqlite-url: no such file {path}")
+        path = sqlite_file(url, explicit)
+        if path is None:
             return None
         try:
             return cls(path, str(path))
@@ -180,6 +171,26 @@ class LegacyDb:
             f'SELECT CAST("state" AS BLOB) FROM sessions WHERE {_q(self._key)} = ?', (session_id,)
         ).scalar()
         return value if isinstance(value, bytes) else None
+
+
+def sqlite_file(url: str | None, explicit: bool) -> Path | None:
+    """The file an ``--sqlite-url`` names (the embedded default's without one).
+
+    A URL that is not ``sqlite:///path`` raises LegacyDbError; a missing file raises only
+    when the URL was given explicitly, else there is simply no file (None)."""
+    raw = url or DEFAULT_SQLITE_URL
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise LegacyDbError(f"--sqlite-url {raw!r} is not a database URL") from None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        raise LegacyDbError(f"--sqlite-url must be sqlite:///path (got {raw!r})")
+    path = Path(parsed.database)
+    if not path.is_file():
+        if explicit:
+            raise LegacyDbError(f"--sqlite-url: no such file {path}")
+        return None
+    return path
 
 
 def _q(name: str) -> str:
