@@ -22,7 +22,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -30,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Section, Table, Target, bench_schema, print_section
+from common import ROOT, GunicornServer, Section, Table, Target, bench_schema, print_section
 
 HOST = "127.0.0.1"
 MEMBERS = 5
@@ -88,74 +87,27 @@ class FakeLlm:
                 self.proc.kill()
 
 
-class Server:
-    """gunicorn with the repo's gunicorn.conf.py, WORKERS workers, on a free port."""
+class Server(GunicornServer):
+    """The app with WORKERS workers, its provider the loopback streamed LLM at ``llm_port``."""
 
     def __init__(self, url: str, llm_port: int, extra_env: dict[str, str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="council-councils-"))
-        self.log_path = self.dir / "gunicorn.log"
-        proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"}
-        env = {k: v for k, v in os.environ.items() if k not in proxies}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env.update(
-            DATABASE_URL=url,
-            SESSIONS_DIR=str(self.dir / "sessions"),
-            OPENAI_API_KEY="bench",
-            OPENAI_BASE_URL=f"http://{HOST}:{llm_port}/v1",
-            COUNCIL_MODEL="bench-model",
-            LLM_STREAM="true",
-            WEB_CONCURRENCY=str(WORKERS),
-            GUNICORN_ACCESSLOG="",
-            AUTH_MODE="dev",
-            NO_PROXY="127.0.0.1,localhost",
+        super().__init__(
+            "council-councils-",
+            {
+                "DATABASE_URL": url,
+                "OPENAI_API_KEY": "bench",
+                "OPENAI_BASE_URL": f"http://{HOST}:{llm_port}/v1",
+                "COUNCIL_MODEL": "bench-model",
+                "LLM_STREAM": "true",
+                "WEB_CONCURRENCY": str(WORKERS),
+                "AUTH_MODE": "dev",
+                "NO_PROXY": "127.0.0.1,localhost",
+                **extra_env,
+            },
         )
-        env.update(extra_env)
-        self.env = env
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90) -> None:
-        args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-        args += ["--bind", f"{HOST}:0", "wsgi:app"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log()[-3000:]}")
-            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                try:
-                    if request(self.port, "GET", "/api/health")[0] == 200:
-                        return
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not become healthy:\n{self.log()[-3000:]}")
-
-    def workers(self) -> list[int]:
-        if self.proc is None:
-            return []
-        try:
-            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        except OSError:
-            return []
-        return [int(p) for p in text.split()]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        super().start(timeout)
 
 
 def proc_figures(pid: int) -> tuple[float, int]:

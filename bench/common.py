@@ -7,10 +7,15 @@ can run next to the test suite and next to each other.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
+import re
+import shutil
+import signal
 import string
+import subprocess
 import sys
 import tempfile
 import time
@@ -365,3 +370,75 @@ def median(values: list[float]) -> float:
         return 0.0
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+_PROXY_VARS = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"})
+
+
+class GunicornServer:
+    """The repo's gunicorn (gunicorn.conf.py, wsgi:app) on 127.0.0.1:<free port>, its output in
+    a temp log, its sessions in a temp folder; ``env`` is laid over this process's environment
+    (proxies, ``drop`` and the metrics folder taken out; no access log: it would dominate)."""
+
+    def __init__(self, prefix: str, env: dict[str, str], drop: tuple[str, ...] = ()) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.log_path = self.dir / "gunicorn.log"
+        removed = _PROXY_VARS | {"PROMETHEUS_MULTIPROC_DIR", *drop}
+        self.env = {k: v for k, v in os.environ.items() if k not in removed}
+        self.env.update(SESSIONS_DIR=str(self.dir / "sessions"), GUNICORN_ACCESSLOG="")
+        self.env.update(env)
+        self.port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+        args += ["--bind", "127.0.0.1:0", "wsgi:app"]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited:\n{self.log()[-3000:]}")
+            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
+            if m and self.port is None:
+                self.port = int(m.group(1))
+            if self.port is not None and self._healthy():
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not become healthy:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", "/api/health")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (children of the master)."""
+        if self.proc is None:
+            return []
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

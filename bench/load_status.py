@@ -24,7 +24,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,9 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from common import ROOT, bench_schema
+from common import GunicornServer, bench_schema
 
 HOST = "127.0.0.1"
 
@@ -57,67 +55,22 @@ class Result:
         return self.requests / self.duration_s if self.duration_s else 0.0
 
 
-class Server:
-    """gunicorn with gunicorn.conf.py on 127.0.0.1:<free port>; output in a temp log."""
+class Server(GunicornServer):
+    """The app under load: offline provider with a fixed latency, a small pool per worker."""
 
     def __init__(self, url: str, workers: int, threads: int, latency_ms: int) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="council-load-"))
-        self.log_path = self.dir / "gunicorn.log"
-        proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"}
-        env = {k: v for k, v in os.environ.items() if k not in proxies}
-        for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
-            env.pop(key, None)
-        env.update(
-            DATABASE_URL=url,
-            SESSIONS_DIR=str(self.dir / "sessions"),
-            OFFLINE_LATENCY_MS=str(latency_ms),
-            WEB_CONCURRENCY=str(workers),
-            GUNICORN_THREADS=str(threads),
-            GUNICORN_ACCESSLOG="",  # no access log: it would dominate the figures
-            DB_POOL_SIZE="5",
-            DB_MAX_OVERFLOW="5",
+        super().__init__(
+            "council-load-",
+            {
+                "DATABASE_URL": url,
+                "OFFLINE_LATENCY_MS": str(latency_ms),
+                "WEB_CONCURRENCY": str(workers),
+                "GUNICORN_THREADS": str(threads),
+                "DB_POOL_SIZE": "5",
+                "DB_MAX_OVERFLOW": "5",
+            },
+            drop=("OPENAI_API_KEY", "OPENAI_BASE_URL"),
         )
-        self.env = env
-        self.port: int | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-        args += ["--bind", f"{HOST}:0", "wsgi:app"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited:\n{self.log()}")
-            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
-            if m and self.port is None:
-                self.port = int(m.group(1))
-            if self.port is not None:
-                try:
-                    status, _ = request(self.port, "GET", "/api/health")
-                    if status == 200:
-                        return
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not become healthy:\n{self.log()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def request(
