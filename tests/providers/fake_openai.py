@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
@@ -128,8 +128,47 @@ class RecordedRequest:
     received_at: float
 
 
-class FakeOpenAIServer:
-    """Context manager running a ThreadingHTTPServer on 127.0.0.1 with an OS-chosen port."""
+class _LoopbackServer:
+    """A ThreadingHTTPServer on 127.0.0.1 with an OS-chosen port, as a context manager."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def origin(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _send_json(handler: BaseHTTPRequestHandler, code: int, body: Any) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class FakeOpenAIServer(_LoopbackServer):
+    """The OpenAI API on loopback, answering each request with the next queued behaviour."""
 
     def __init__(self, default: Behaviour | None = None) -> None:
         self.default = default or success("default fake reply")
@@ -138,15 +177,11 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self.models: list[str] | None = None  # a list: served at GET /v1/models; None: 404
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(_make_handler(self))
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.origin}/v1"
 
     def push(self, *behaviours: Behaviour) -> None:
         with self._lock:
@@ -160,21 +195,9 @@ class FakeOpenAIServer:
         with self._lock:
             return [r for r in self.requests if r.path == RESPONSES_PATH]
 
-    def start(self) -> FakeOpenAIServer:
-        self._thread.start()
-        return self
-
     def close(self) -> None:
         self._release.set()  # frees handlers stuck in hang()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
     def _next(self, request: RecordedRequest) -> Behaviour:
         with self._lock:
@@ -427,7 +450,7 @@ def _response_events(response: dict[str, Any], behaviour: Behaviour) -> list[dic
     return events
 
 
-class FakeTavily:
+class FakeTavily(_LoopbackServer):
     """Tavily's ``POST /search`` on loopback; records each body and Authorization header."""
 
     def __init__(self, results: list[dict[str, str]]) -> None:
@@ -447,34 +470,16 @@ class FakeTavily:
                     payload: dict[str, Any] = {"detail": {"error": "quota exceeded"}}
                 else:
                     payload = {"query": body.get("query"), "results": outer.results}
-                data = json.dumps(payload).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _send_json(self, outer.status, payload)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(Handler)
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeTavily:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        return self.origin
 
 
-class FakeSearxng:
+class FakeSearxng(_LoopbackServer):
     """A SearxNG-shaped ``GET /search?q=...&format=json`` on loopback."""
 
     def __init__(self, results: dict[str, list[dict[str, str]]] | None = None) -> None:
@@ -500,28 +505,10 @@ class FakeSearxng:
                     code, body = 500, {"error": "engine down"}
                 else:
                     code, body = 200, {"query": q, "results": outer.results.get(q, [])}
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _send_json(self, code, body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(Handler)
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeSearxng:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        return self.origin
