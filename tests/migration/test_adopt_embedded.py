@@ -11,6 +11,7 @@ import pytest
 
 from council_app.settings import Settings
 from tests.api.api_helpers import built_app, services_of
+from tests.concurrency import create_schemas_together
 from tests.conftest import sqlite_settings
 from tests.internals import store_of
 from tests.migration.adoption_checks import count_served
@@ -90,29 +91,13 @@ def _no_stray_db(tmp_path: Path) -> None:
 def test_workers_racing_at_start_adopt_once(tmp_path: Path) -> None:
     """gunicorn starts its workers together: the write lock lets one adopt, the others
     find our schema and carry nothing twice."""
-    import threading
 
     from council_app.store import build_store
 
     db = tmp_path / "agent_council.db"
     shape = old_sqlite_file(db, tmp_path / "sessions")
     stores = [build_store(_settings(tmp_path)) for _ in range(3)]
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def start(store) -> None:  # type: ignore[no-untyped-def]
-        barrier.wait()
-        try:
-            store.create_schema()
-        except BaseException as e:  # collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert create_schemas_together(stores) == []
     with sqlite3.connect(db) as conn:
         (count,) = conn.execute("SELECT count(*) FROM sessions").fetchone()
         (legacy,) = conn.execute("SELECT count(*) FROM legacy_sessions").fetchone()

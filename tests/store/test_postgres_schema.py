@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 
 from council_app.store.postgres import PostgresStore
 from council_app.store.schema import GIN_INDEX_NAME, SESSION_STATE_FILLFACTOR
+from tests.concurrency import create_schemas_together
 from tests.conftest import postgres_settings
 
 
@@ -27,22 +26,7 @@ def _index_exists(store: PostgresStore) -> bool:
 
 def test_schema_created_once_by_racing_workers(pg_url, tmp_path) -> None:
     stores = [PostgresStore(postgres_settings(pg_url, tmp_path)) for _ in range(4)]
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def start(store: PostgresStore) -> None:
-        barrier.wait()
-        try:
-            store.create_schema()
-        except BaseException as e:  # collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert create_schemas_together(stores) == []
     with stores[0].engine.connect() as conn:
         options = conn.execute(
             sa.text("SELECT reloptions FROM pg_class WHERE oid = 'session_state'::regclass")
