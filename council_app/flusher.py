@@ -118,6 +118,12 @@ class ProgressFlusher:
         self._inflight: dict[Key, ProgressWrite] = {}
         # In-flight keys an immediate write took over (``take``) while their flush ran.
         self._superseded: set[Key] = set()
+        # What immediate writes took (``take(hold=True)``), still shown to reads until the
+        # write is over (``settle``): a read in between must not lose sight of it.
+        self._held: dict[str, list[ProgressWrite]] = {}
+        # Bumped whenever entries leave the overlay (a flush landed, a held write
+        # settled): a read whose database round trip spans a bump reads again (``peek_at``).
+        self._changes = 0
 
     # -- producers ----------------------------------------------------------------------
 
@@ -150,36 +156,46 @@ class ProgressFlusher:
                     entry.meta.update(meta)
             self.stats.updates_accepted += 1
 
-    def _entries(self, session_id: str, *, pending_only: bool = False) -> list[ProgressWrite]:
+    def _entries(self, session_id: str) -> list[ProgressWrite]:
         """In-flight (not superseded) and pending entries of a session; lock held."""
-        found = (
-            []
-            if pending_only
-            else [
-                e
-                for k, e in self._inflight.items()
-                if k[0] == session_id and k not in self._superseded
-            ]
-        )
+        found = [
+            e for k, e in self._inflight.items() if k[0] == session_id and k not in self._superseded
+        ]
         found += [e for k, e in self._pending.items() if k[0] == session_id]
         return found
 
+    @property
+    def changes(self) -> int:
+        """How often entries have left the overlay so far (see ``peek_at``)."""
+        return self._changes
+
     def peek(self, session_id: str) -> dict[str, Any] | None:
         """What this process accepted for a session and the database may not have yet."""
+        return self.peek_at(session_id)[1]
+
+    def peek_at(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+        """``peek`` and the ``changes`` count it was taken at, read together.
+
+        A reader notes ``changes``, reads the database, then peeks: an unchanged count
+        means nothing left the overlay meanwhile, so every write of this process is either
+        in what the database returned or in the overlay (read-your-writes).
+        """
         with self._lock:
-            entries = self._entries(session_id)
+            entries = self._entries(session_id) + self._held.get(session_id, [])
+            changes = self._changes
         if not entries:
-            return None
+            return changes, None
         merged: dict[str, Any] = {}
         for entry in sorted(entries, key=lambda e: e.revision):
             deep_merge(merged, entry.patch)
-        return merged
+        return changes, merged
 
-    def take(self, session_id: str) -> ProgressWrite | None:
+    def take(self, session_id: str, *, hold: bool = False) -> ProgressWrite | None:
         """Remove a session's unflushed progress so an immediate write can fold it in.
 
         In-flight copies are marked superseded: if their flush lands first, the immediate
-        write reads it back; if it lands later, its older revision is rejected.
+        write reads it back; if it lands later, its older revision is rejected.  With
+        ``hold`` reads keep seeing it until the caller says the write is over (``settle``).
         """
         with self._lock:
             entries: list[ProgressWrite] = []
@@ -189,13 +205,25 @@ class ProgressFlusher:
                     entries.append(_copy(self._inflight[key]))
             for key in [k for k in self._pending if k[0] == session_id]:
                 entries.append(self._pending.pop(key))
-        return _fold(entries)
+            folded = _fold(entries)
+            if hold and folded is not None:
+                self._held.setdefault(session_id, []).append(folded)
+        return folded
 
-    def restore(self, session_id: str, entry: ProgressWrite) -> None:
-        """Give back what ``take`` returned when the immediate write failed."""
+    def settle(self, session_id: str, entry: ProgressWrite, *, landed: bool) -> None:
+        """The immediate write that took (and held) ``entry`` is over: stored with it
+        (``landed``), or failed, and the entry goes back to be flushed."""
         with self._lock:
-            self._requeue((session_id, entry.run_id), entry)
-        self._ensure_thread()
+            held = self._held.get(session_id, [])
+            if any(e is entry for e in held):
+                held[:] = [e for e in held if e is not entry]
+                if not held:
+                    del self._held[session_id]
+                self._changes += 1
+            if not landed:
+                self._requeue((session_id, entry.run_id), entry)
+        if not landed:
+            self._ensure_thread()
 
     def _requeue(self, key: Key, entry: ProgressWrite) -> None:
         """Put an unwritten entry back before anything accepted since; lock held."""
@@ -297,6 +325,7 @@ class ProgressFlusher:
                     self._requeue(key, batch[key])
             superseded, self._superseded = self._superseded, set()
             self._inflight = {}
+            self._changes += 1
         rejected = [sid for sid, run in stale if (sid, run) not in superseded]
         if rejected:
             self.stats.stale_rejected += len(rejected)

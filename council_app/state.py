@@ -30,6 +30,7 @@ from council_app.store.base import (
 T = TypeVar("T")
 
 MAX_CAS_ATTEMPTS = 20
+READ_ATTEMPTS = 3  # a read spanning a landed flush is repeated (see _read_own)
 
 
 class SessionGone(LookupError):
@@ -58,6 +59,23 @@ class SessionStates:
         ref = weakref.ref(store)
         os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
+    def _read_own(self, session_id: str, read: Callable[[], T]) -> tuple[T, dict[str, Any] | None]:
+        """A database read and this process's unflushed progress for the session, as one
+        consistent view (read-your-writes).
+
+        A flush that lands while the read is on its way leaves the overlay, and the read
+        may have been answered before it committed: then neither holds the write, and a
+        member seen "thinking" would flicker back to "queued".  The flusher counts such
+        departures; a read that spans one is done again (rarely more than once).
+        """
+        for _ in range(READ_ATTEMPTS):
+            changes = self._flusher.changes
+            found = read()
+            after, pending = self._flusher.peek_at(session_id)
+            if after == changes:
+                break
+        return found, pending
+
     def create(self, row: SessionRow, state: dict[str, Any]) -> None:
         self._store.create_session(row, state, self._clock.next())
 
@@ -65,11 +83,10 @@ class SessionStates:
         return self._store.get_session(session_id)
 
     def load(self, session_id: str) -> StoredState | None:
-        stored = self._store.load(session_id)
+        stored, pending = self._read_own(session_id, lambda: self._store.load(session_id))
         if stored is None:
             return None
         self._clock.observe(stored.revision)
-        pending = self._flusher.peek(session_id)
         if pending:
             deep_merge(stored.state, pending)
         return stored
@@ -81,21 +98,21 @@ class SessionStates:
         (``StateStore.read_view``), unflushed progress overlaid on the small ones.  None
         when the store has no such view, or pending progress touches a large key: the
         caller then loads and parses."""
-        pending = self._flusher.peek(session_id)
+        view, pending = self._read_own(
+            session_id, lambda: self._store.read_view(session_id, small_keys, raw_keys)
+        )
         if pending and set(pending) & set(raw_keys):
             return None
-        view = self._store.read_view(session_id, small_keys, raw_keys)
         if view is not None and pending:
             deep_merge(view.small, {k: v for k, v in pending.items() if k in small_keys})
         return view
 
     def hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         """Metadata and hot keys (what /status needs), with unflushed progress overlaid."""
-        found = self._store.load_hot(session_id)
+        found, pending = self._read_own(session_id, lambda: self._store.load_hot(session_id))
         if found is None:
             return None
         row, hot = found
-        pending = self._flusher.peek(session_id)
         if pending:
             deep_merge(hot, pending)
         return row, hot
@@ -208,7 +225,7 @@ class SessionStates:
         Retries on a lost compare-and-set.  Errors from ``mutate`` or the store leave this
         process's pending progress where it was.
         """
-        entry = self._flusher.take(session_id)
+        entry = self._flusher.take(session_id, hold=True)
         try:
             for _ in range(MAX_CAS_ATTEMPTS):
                 stored = self._store.load(session_id)
@@ -229,9 +246,11 @@ class SessionStates:
                     )
                 except RevisionConflict:
                     continue
+                if entry is not None:
+                    self._flusher.settle(session_id, entry, landed=True)
                 return result
             raise RevisionConflict(f"{session_id}: too many concurrent writers")
         except BaseException:
             if entry is not None:
-                self._flusher.restore(session_id, entry)
+                self._flusher.settle(session_id, entry, landed=False)
             raise

@@ -102,6 +102,52 @@ def test_reads_in_this_process_see_pending_progress(parts) -> None:
     assert states.hot(s)[1]["execution_status"] == {"A": "Thinking..."}
 
 
+def test_a_flush_landing_during_a_read_does_not_hide_this_process_s_write(parts) -> None:
+    """The read is answered before the flush commits, and the flush is over before the
+    overlay is looked at: neither holds the write unless the read is done again."""
+    store, flusher, states = parts
+    (s,) = seed(store, flusher.clock, 1)
+    states.progress(s, {"execution_status": {"A": "Thinking..."}})
+    reads = {"load": store.load, "load_hot": store.load_hot}
+
+    def flushing_after(name: str):  # type: ignore[no-untyped-def]
+        def read(*args):  # type: ignore[no-untyped-def]
+            found = reads[name](*args)
+            flusher.flush(timeout=5)  # lands between this read and the overlay
+            return found
+
+        return read
+
+    store.load = flushing_after("load")  # type: ignore[method-assign]
+    store.load_hot = flushing_after("load_hot")  # type: ignore[method-assign]
+    assert states.hot(s)[1]["execution_status"] == {"A": "Thinking..."}
+    states.progress(s, {"execution_status": {"A": "Done"}})
+    assert states.load(s).state["execution_status"] == {"A": "Done"}
+    assert flusher.stats.rows_written == 2  # each read did race a landed flush
+
+
+def test_progress_an_immediate_write_took_stays_visible_until_it_is_stored(parts) -> None:
+    store, flusher, states = parts
+    (s,) = seed(store, flusher.clock, 1)
+    states.progress(s, {"execution_status": {"A": "Thinking..."}})
+    seen_during_write: list[object] = []
+    write_state = store.write_state
+
+    def slow_write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen_during_write.append(states.hot(s)[1].get("execution_status"))
+        return write_state(*args, **kwargs)
+
+    store.write_state = slow_write  # type: ignore[method-assign]
+
+    def finish(state: dict) -> None:
+        state["status"] = "execution_complete"
+
+    states.update(s, finish)
+    assert seen_during_write == [{"A": "Thinking..."}]
+    assert states.hot(s)[1]["execution_status"] == {"A": "Thinking..."}  # now from the DB
+    assert flusher.peek(s) is None
+
+
 def test_immediate_write_folds_pending_progress_in_order(parts) -> None:
     store, flusher, states = parts
     (s,) = seed(store, flusher.clock, 1)
