@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -160,6 +161,24 @@ class PostgresStore(SqlMetadata, StateStore):
                 if timeout_ms is not None and raw is not None:
                     raw.__dict__.pop("answer_timeout_s", None)
 
+    @contextmanager
+    def _by_key(self) -> Iterator[Connection]:
+        """A read by key in autocommit: one round trip instead of three (no BEGIN, no
+        COMMIT), the cost of the hot path (/status, /summary) being round trips.  No
+        ``SET LOCAL`` outside a transaction: the client-side deadline bounds the wait
+        (statement timeout + margin), and a lookup by key neither runs long on the server
+        nor waits for a lock."""
+        with self._breaker.guard(), _mapped_errors(), self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            # psycopg2's own flag: set and cleared without a round trip (SQLAlchemy's
+            # isolation_level option would send SETs), and no BEGIN is sent while it is on.
+            raw.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not raw.closed:
+                    raw.autocommit = False
+
     def lift_deadline(self, conn: Connection) -> None:
         """No client-side deadline on this checked-out connection, until it is returned:
         for the migration's long batches, run by an operator who can interrupt them."""
@@ -205,7 +224,7 @@ class PostgresStore(SqlMetadata, StateStore):
         query = select(
             session_state.c.state, session_state.c.progress, session_state.c.revision
         ).where(session_state.c.session_id == session_id)
-        row = self._read(lambda conn: conn.execute(query).first())
+        row = self._read(lambda conn: conn.execute(query).first(), by_key=True)
         if row is None:
             return None
         state = row.state if isinstance(row.state, dict) else {}
@@ -216,7 +235,12 @@ class PostgresStore(SqlMetadata, StateStore):
     ) -> DocumentView | None:
         """The large keys come out of PostgreSQL as JSON text, never parsed here, and are
         kept per row version (``pg_views.ViewReader``)."""
-        return self._views.read(self._read, session_id, tuple(small_keys), tuple(raw_keys))
+        return self._views.read(
+            functools.partial(self._read, by_key=True),
+            session_id,
+            tuple(small_keys),
+            tuple(raw_keys),
+        )
 
     # -- writes -------------------------------------------------------------------------
 

@@ -61,26 +61,38 @@ class SqlMetadata(SpendSql):
     def _tx(self, write: bool = False) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _read(self, fn: Callable[[Connection], T]) -> T:
+    def _by_key(self) -> AbstractContextManager[Connection]:
+        """Where a lookup by key runs: a transaction, unless the backend has something
+        cheaper (PostgreSQL: autocommit, see ``PostgresStore``)."""
+        return self._tx()
+
+    def _read(self, fn: Callable[[Connection], T], *, by_key: bool = False) -> T:
         """A read-only transaction, run a second time when its connection turned out dead.
+
+        ``by_key``: ``fn`` runs one statement that looks rows up by key.  A single
+        statement sees one snapshot and a lookup by key is short, so it needs neither a
+        transaction nor server-side timeouts: the backend may run it the cheap way.
 
         The pool does not ping every connection it hands out (that is a round trip per
         request): a connection the server dropped meanwhile fails its first statement
         instead, SQLAlchemy invalidates it and every older one in the pool, and a read is
         safe to repeat on a fresh connection.  Still down: StoreUnavailable, as before.
         """
+        run = self._by_key if by_key else self._tx
         try:
-            with self._tx() as conn:
+            with run() as conn:
                 return fn(conn)
         except StoreUnavailable as e:
             cause = e.__cause__
             if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
                 raise
-        with self._tx() as conn:
+        with run() as conn:
             return fn(conn)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        row = self._read(lambda conn: conn.execute(_GET_SESSION, {"sid": session_id}).first())
+        row = self._read(
+            lambda conn: conn.execute(_GET_SESSION, {"sid": session_id}).first(), by_key=True
+        )
         return None if row is None else SessionRow.from_db(row)
 
     def list_sessions(
@@ -135,7 +147,9 @@ class SqlMetadata(SpendSql):
         return found
 
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
-        row = self._read(lambda conn: conn.execute(_LOAD_HOT, {"sid": session_id}).first())
+        row = self._read(
+            lambda conn: conn.execute(_LOAD_HOT, {"sid": session_id}).first(), by_key=True
+        )
         if row is None:
             return None
         return SessionRow.from_db(row), dict(row.progress or {})
