@@ -85,8 +85,11 @@ def _register_web(app: Flask) -> None:
 def _register_cors(app: Flask, settings: Settings) -> None:
     if not settings.cors_origins:
         return
+    from flask import Response, request
     from flask_cors import CORS
 
+    hooks = app.after_request_funcs.setdefault(None, [])
+    before = list(hooks)
     CORS(
         app,
         resources={r"/api/*": {"origins": list(settings.cors_origins)}},
@@ -94,6 +97,16 @@ def _register_cors(app: Flask, settings: Settings) -> None:
         allow_headers=["Content-Type", "Authorization", "X-User-Id"],
         max_age=600,
     )
+    # flask-cors looks at every response; only a browser's cross-origin request carries an
+    # Origin header, and nothing else needs CORS headers.  Its hook runs only for those:
+    # a poll from curl, a script or a same-origin page (most of /status) skips it.
+    for i, hook in enumerate(hooks):
+        if hook not in before:
+
+            def when_cross_origin(response: Response, cors: Any = hook) -> Response:
+                return cors(response) if "Origin" in request.headers else response
+
+            hooks[i] = when_cross_origin
 
 
 def _register_serving(app: Flask, settings: Settings) -> None:

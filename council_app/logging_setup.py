@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
-import uuid
 
 import orjson
 from flask import Flask, Response, g, request
@@ -81,7 +81,8 @@ def configure_logging(log_format: str) -> None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (what ``uuid4().hex`` gave, without building a UUID)."""
+    return os.urandom(16).hex()
 
 
 def _bind() -> None:

@@ -269,6 +269,11 @@ def test_cors_preflight_from_dev_client(cors_client: FlaskClient) -> None:
     # Actual requests carry the header too.
     r = client.get("/api/sessions", headers={"Origin": "http://localhost:5173"})
     assert r.headers.get("Access-Control-Allow-Origin") == "http://localhost:5173"
+    # A request without Origin (curl, a script, a same-origin page) is not a CORS request:
+    # no CORS headers, and no CORS work on the polling path.
+    r = client.get(f"/api/sessions/{sid}/status")
+    assert r.status_code == 200
+    assert not [k for k, _ in r.headers.items() if k.lower().startswith("access-control-")]
 
 
 def test_cors_other_origins_get_no_allow_origin(cors_client: FlaskClient) -> None:
