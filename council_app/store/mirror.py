@@ -171,6 +171,7 @@ class StateFileMirror(StoreDecorator):
                 self._thread.start()
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             with self._cond:
                 session_id = self._next_ready()
@@ -330,3 +331,10 @@ def _fsync(path: Path) -> None:
         log.warning("State-file mirror: fsync of %s failed (%s)", path, e)
     finally:
         os.close(fd)
+
+
+def _lower_priority() -> None:
+    """Give this thread the lowest CPU priority (Linux: niceness is per thread): a copy
+    for a rollback must not delay the requests and runs it shares the machine with."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
