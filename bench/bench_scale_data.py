@@ -272,9 +272,9 @@ def run(smoke: bool = False, sessions: int | None = None, budget: float | None =
     ensure_wrk(install=not smoke)
     started = time.perf_counter()
     total = sessions or (2_000 if smoke else 1_000_000)
-    budget = budget or (120.0 if smoke else float(os.environ.get("BENCH_SCALE_BUDGET_S", "420")))
+    budget = budget or (120.0 if smoke else float(os.environ.get("BENCH_SCALE_BUDGET_S", "900")))
     seconds = 1.0 if smoke else 2.0
-    rounds = 1 if smoke else 3
+    rounds = 1 if smoke else 7
     section = Section("A million stored sessions (target 16.3)")
     tmp = Path(tempfile.gettempdir())
     with bench_schema("scale_big") as big_url, bench_schema("scale_small") as small_url:
