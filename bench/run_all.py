@@ -269,7 +269,9 @@ serialises them (`(doc -> key)::text`, the document detoasted once), Python neve
 them, and each worker keeps the texts per row version (`xmin`), so a repeated read of an
 unchanged session is one `/status`-sized query plus the bytes; the hot keys are read fresh
 every time. Before this, `/summary` loaded the whole document into dicts and dumped it again:
-0.37x of the 5 KB rate for 327 KB.
+0.37x of the 5 KB rate for 327 KB. Lookups by key run in autocommit (one round trip; the
+bare app, like any Flask + SQLAlchemy app, pays BEGIN, the query and a ROLLBACK), and
+flask-cors runs only for requests that carry an Origin header.
 """,
     "councils": """\
 **How to read it.** The real server (`gunicorn.conf.py`, 2 workers) with its real OpenAI
@@ -302,9 +304,11 @@ nothing. Two stores as `build_store` composes them, `STATE_FILE_MIRROR` on and o
 schema, each with its own sessions of about 2 KB and 300 KB; the variants alternate round by
 round. *write_state* is timed in the calling thread (what a request or a run waits for): with
 the mirror it also serialises the document and queues it. *drain* is what `flush()` then
-waits for the mirror's thread to write the queued files (atomic: temp file, fsync, rename;
-coalesced per session), per write; no request waits for it. A *progress flush* passes
-through the mirror untouched, so its ratio is timing noise around 1.
+waits for the mirror's thread to write the queued files (atomic: temp file, rename, fsynced
+in groups every 5 s; coalesced per session), per write; no request waits for it. The
+mirror's thread runs at the lowest CPU priority and writes with plain `os` calls: its
+Python holds the GIL the caller waits for (1.13-1.19x for 2 KB before both). A *progress
+flush* passes through the mirror untouched, so its ratio is timing noise around 1.
 """,
     "Migration": """\
 **How to read it.** Output of `bench/bench_migration.py` (owned by the migration work),

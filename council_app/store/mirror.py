@@ -9,8 +9,8 @@ the next step write carries their keys anyway).
 
 The request thread only serialises the document (orjson, indented like the old server's
 files) and hands the bytes over; a daemon thread per process (started lazily, again after
-a fork) writes them atomically (temp file, rename; fsynced in groups, every
-``SYNC_INTERVAL_S`` and at ``flush``).  Writes are coalesced per session: only the
+a fork, at the lowest CPU priority) writes them atomically (temp file, rename; fsynced in
+groups, every ``SYNC_INTERVAL_S`` and at ``flush``).  Writes are coalesced per session: only the
 newest pending version is written.  A failed write is logged and
 counted, never raised (the database write it copies has succeeded), and retried with
 backoff for about a minute (a tombstone needs the database; a disk may fill up).  ``flush(timeout)``
