@@ -185,6 +185,7 @@ class Runs(StepsBase):
         lease = self.settings.run_lease_seconds
         started: dict[str, Any] = {}
         kept: dict[str, Outcome] = {}
+        root = uuid.uuid4().hex  # the same through compare-and-set retries
 
         def begin(state: dict[str, Any]) -> tuple[str, Any]:
             if state.get("deleted"):
@@ -203,11 +204,16 @@ class Runs(StepsBase):
                 existing = spec.existing(state)
                 if existing is not None:
                     return "existing", existing
+            if kept:
+                # Checkpointed before the run exists, so a takeover keeps them even when
+                # this process dies right after the compare-and-set below (stale rows of a
+                # start that lost it are cleared when a run of the session finishes).
+                self._keep(sid, spec, root, kept)
             spec.start(state, members)
             _show_kept(state, spec, kept)
             now = time.time()
             state["run"] = {
-                "root": uuid.uuid4().hex,
+                "root": root,
                 "id": uuid.uuid4().hex,
                 "kind": spec.kind,
                 "owner": owner_name(),
@@ -226,7 +232,6 @@ class Runs(StepsBase):
 
         outcome: tuple[str, Any] = self._update(sid, begin)
         if outcome[0] == "accepted":
-            self._keep(sid, spec, str(outcome[1]), kept)
             self._launch(sid, spec, started, kept)
         return outcome
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from council_app.settings import Settings
+from tests.internals import store_of
 from tests.workflow.test_runs import make_app, member_states, new_session, wait_until
 
 
@@ -76,3 +79,55 @@ def test_a_retry_handed_over_keeps_the_kept_members(backend_settings: Settings) 
         leaving.extensions["council"].shutdown(timeout=2)
         if staying is not None:
             staying.extensions["council"].shutdown(timeout=2)
+
+
+class ProcessDied(BaseException):
+    """Stands for SIGKILL: nothing after it runs in the dying process."""
+
+
+def test_a_retry_whose_worker_dies_right_after_starting_it_keeps_the_kept_members(
+    backend_settings: Settings,
+) -> None:
+    first = make_app(backend_settings, offline_latency_ms=0, offline_fail_members=("Bo",))
+    try:
+        client = first.test_client()
+        sid = new_session(client)
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
+        assert first.extensions["council"].workflow.join(sid, 30)
+        before = answers(client, sid)
+        assert before["Bo"]["status"] == "error"
+    finally:
+        first.extensions["council"].shutdown(timeout=5)
+
+    # The worker dies the moment the retry's start is stored: no line of it runs after
+    # the compare-and-set, not even the one launching the run.
+    dying = make_app(backend_settings, offline_latency_ms=0, run_lease_seconds=2)
+    store = store_of(dying.extensions["council"])
+    write_state = store.write_state
+
+    def dies_after_storing(*args: Any, **kwargs: Any) -> None:
+        write_state(*args, **kwargs)
+        raise ProcessDied
+
+    store.write_state = dies_after_storing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ProcessDied):
+            dying.test_client().post(f"/api/sessions/{sid}/execute?retry=failed")
+    finally:
+        store.write_state = write_state  # type: ignore[method-assign]
+        dying.extensions["council"].shutdown(timeout=2)
+
+    # Another worker's sweeper takes the run over once its lease (2 s) ran out.
+    staying = make_app(backend_settings, offline_latency_ms=0, run_lease_seconds=2)
+    try:
+        other = staying.test_client()
+        wait_until(lambda: other.get(f"/api/sessions/{sid}/status").json["status"] != "executing")
+        assert other.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+        after = answers(other, sid)
+        assert after["Bo"]["status"] == "success"
+        assert after["Ada"] == before["Ada"] and after["Cy"] == before["Cy"]
+        calls = execute_calls(other, sid)
+        assert calls["Ada"] == calls["Cy"] == 1, calls  # not asked again by the takeover
+        assert calls["Bo"] == 2  # failed once, asked once more
+    finally:
+        staying.extensions["council"].shutdown(timeout=2)
