@@ -150,12 +150,25 @@ class SqliteFileStore(SqlMetadata, StateStore):
             except ValueError:
                 log.warning("Legacy sessions.state of %s is not valid JSON", session_id)
         if state is None:
-            if row is None:
+            if row is None or not self._still_there(session_id):
                 return None
             state = {}
         if row is None:
             return StoredState(state, 0)
         return StoredState(overlay_hot(state, row.progress), int(row.revision))
+
+    def _still_there(self, session_id: str) -> bool:
+        """Whether the row survives a hard delete that committed during a read.
+
+        The read's snapshot can hold the row while the delete has already removed its
+        folder: that session is gone, not empty (an empty state would answer "build the
+        council first" to an /execute racing the delete).
+        """
+        with self._tx() as conn:
+            found = conn.execute(
+                select(session_state.c.session_id).where(session_state.c.session_id == session_id)
+            ).first()
+        return found is not None
 
     # -- writes -------------------------------------------------------------------------
 
@@ -265,13 +278,16 @@ class SqliteFileStore(SqlMetadata, StateStore):
                 )
             if hard:
                 conn.execute(session_state.delete().where(session_state.c.session_id == session_id))
-                shutil.rmtree(self.sessions_dir / session_id, ignore_errors=True)
             else:
                 path = legacy_files.state_path(self.sessions_dir, session_id)
                 state = legacy_files.read_state(self.sessions_dir, session_id)
                 if state is not None:
                     state["deleted"] = True
                     legacy_files.write_json_atomic(path, state)
+        if hard:
+            # After the commit: a reader that finds the folder gone finds the row gone too
+            # when it looks again (load's _still_there).
+            shutil.rmtree(self.sessions_dir / session_id, ignore_errors=True)
 
     def ping(self) -> None:
         with self._tx() as conn:
