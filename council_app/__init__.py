@@ -104,7 +104,7 @@ def _register_cors(app: Flask, settings: Settings) -> None:
         if hook not in before:
 
             def when_cross_origin(response: Response, cors: Any = hook) -> Response:
-                return cors(response) if "Origin" in request.headers else response
+                return cors(response) if "HTTP_ORIGIN" in request.environ else response
 
             hooks[i] = when_cross_origin
 

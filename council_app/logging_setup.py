@@ -1,42 +1,39 @@
 """Text or JSON logs (LOG_FORMAT), one line per record, tagged with request and session ids.
 
-``init_request_context`` sets two context variables in ``before_request`` (the request id
-from ``X-Request-Id`` or a new one, and the session id from the URL) and resets them in
-``teardown_request``; a Filter on our handler copies them onto every record, whichever
-logger made it, so a JSON line can be traced back to the request and session.
+A Filter on our handler copies the request id (``X-Request-Id`` from the caller when it is
+short and plain, else a new one) and the session id of the URL onto every record made while
+a request is handled, whichever logger made it, so a JSON line can be traced back to the
+request and session.  Both are read from the request itself when needed, not bound in
+hooks: a poll that logs nothing pays for one response header only (target 16.4).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import re
 import sys
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # Accept a caller's id only when it is short and plain, so it cannot forge log lines.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "council_request_id", default=None
-)
-session_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "council_session_id", default=None
-)
+_ENVIRON_KEY = "council.request_id"
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds ``request_id`` and ``session_id`` to records that do not carry them already."""
+    """Adds ``request_id`` and ``session_id`` to records that do not carry them already
+    (None outside a request: another thread, start-up, a run's own thread)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        inside = has_request_context()
         if getattr(record, "request_id", None) is None:
-            record.request_id = request_id_var.get()
+            record.request_id = request_id() if inside else None
         if getattr(record, "session_id", None) is None:
-            record.session_id = session_id_var.get()
+            sid = (request.view_args or {}).get("session_id") if inside else None
+            record.session_id = sid if isinstance(sid, str) else None
         return True
 
 
@@ -85,40 +82,23 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def _bind() -> None:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "").strip()
-    rid = incoming if _SAFE_REQUEST_ID.match(incoming) else new_request_id()
-    sid = (request.view_args or {}).get("session_id")
-    g.council_request_id = rid
-    # Tokens, because gthread workers reuse threads: teardown puts the old values back.
-    g.council_log_tokens = (
-        request_id_var.set(rid),
-        session_id_var.set(sid if isinstance(sid, str) else None),
-    )
+def request_id() -> str:
+    """This request's id, decided on first use (a log line or the response header) and
+    kept in the WSGI environ for the rest of the request; call it inside a request only."""
+    environ = request.environ
+    rid: str | None = environ.get(_ENVIRON_KEY)
+    if rid is None:
+        incoming = environ.get("HTTP_X_REQUEST_ID", "").strip()
+        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else new_request_id()
+        environ[_ENVIRON_KEY] = rid
+    return rid
 
 
 def _echo(response: Response) -> Response:
-    rid = g.get("council_request_id")
-    if rid:
-        response.headers[REQUEST_ID_HEADER] = rid
+    response.headers[REQUEST_ID_HEADER] = request_id()
     return response
 
 
-def _unbind(_exc: BaseException | None) -> None:
-    tokens = g.pop("council_log_tokens", None)
-    if tokens is None:
-        return
-    rid_token, sid_token = tokens
-    try:
-        session_id_var.reset(sid_token)
-        request_id_var.reset(rid_token)
-    except ValueError:  # set in another context (should not happen); just clear
-        session_id_var.set(None)
-        request_id_var.set(None)
-
-
 def init_request_context(app: Flask) -> None:
-    """Request ids in and out (``X-Request-Id``) and per-request log context."""
-    app.before_request_funcs.setdefault(None, []).insert(0, _bind)
+    """Request ids out (``X-Request-Id``); log records find theirs through the filter."""
     app.after_request(_echo)
-    app.teardown_request(_unbind)

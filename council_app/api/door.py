@@ -14,10 +14,13 @@ _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 def check_request() -> None:
     """``before_request`` hook of the API blueprints."""
+    has_body = request.method in ("POST", "PUT", "PATCH")
+    if not has_body and not request.environ.get("QUERY_STRING"):
+        return  # a poll (GET, no query): nothing to check, nothing parsed
     for key, values in request.args.lists():
         check_text(key, "query parameter name")
         check_texts((f"query parameter '{key[:40]}'", v) for v in values)
-    if request.method not in ("POST", "PUT", "PATCH"):
+    if not has_body:
         return
     if request.mimetype in _FORMS:
         for key, values in request.form.lists():
