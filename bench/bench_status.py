@@ -256,7 +256,7 @@ def run(smoke: bool = False, loadgen: str | None = None) -> Section:
     loadgen = loadgen or ("wrk" if shutil.which("wrk") else "python")
     drive = run_wrk if loadgen == "wrk" else run_python
     seconds = 1.0 if smoke else 2.0
-    rounds = 1 if smoke else 7
+    rounds = 1 if smoke else 11
     tmp = Path(tempfile.gettempdir())
     with bench_schema() as url:
         seeded = seed(url)

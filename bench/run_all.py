@@ -294,7 +294,9 @@ ANALYZEd. The heavy user owns every 50th session of the large schema (so a page
 10,000 deep exists) and every 10th of the small one. Listing is keyset-paged
 (`GET /api/sessions?limit=50&cursor=...`, order created_at desc, id desc, served by the
 (user_id, created_at) index); the offset row is the contrast that keyset pagination
-avoids. `/status` and `/summary` pick one of 1,000 random sessions per request, as its
+avoids. The deep page is compared with the small schema's own cursor page half-way
+down its heavy user's 100 sessions (the same request and query; a page 10,000 deep cannot
+exist there). `/status` and `/summary` pick one of 1,000 random sessions per request, as its
 owner (the view cache holds all 1,000 in both schemas after the warm-up round).
 """,
     "State-file mirror": """\
