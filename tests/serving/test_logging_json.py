@@ -76,6 +76,17 @@ def test_request_id_is_generated_when_absent_or_unsafe(json_app: tuple[Flask, io
     assert client.get("/api/health").headers["X-Request-Id"] != generated
 
 
+def test_a_generated_request_id_is_the_same_in_the_log_and_the_header(
+    json_app: tuple[Flask, io.StringIO],
+) -> None:
+    app, stream = json_app
+    client = app.test_client()
+    sid = create_session(client)
+    ids = [client.get(f"/api/sessions/{sid}/test-log").headers["X-Request-Id"] for _ in range(2)]
+    logged = [e["request_id"] for e in lines(stream) if e["message"] == "inside a request"]
+    assert logged == ids and ids[0] != ids[1]
+
+
 def test_flusher_failure_text_survives_json(
     json_app: tuple[Flask, io.StringIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:
