@@ -160,6 +160,21 @@ class SessionStates:
     def drop_members(self, session_id: str, keep_run_id: str | None = None) -> int:
         return self._store.drop_members(session_id, keep_run_id)
 
+    def hot_many(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored hot keys of these sessions, one statement for all (the lease keeper's
+        look for cancel requests; unflushed progress, which never holds the run record, is
+        not overlaid)."""
+        return self._store.load_hot_many(session_ids) if session_ids else {}
+
+    def renew_leases(self, leases: list[tuple[str, str, float]]) -> set[str]:
+        """``renew_lease`` for many runs in one transaction: (session, lease, until) each;
+        returns the sessions whose lease is no longer theirs."""
+        writes = [
+            ProgressWrite(sid, {"run": {"lease_until": until}}, self._clock.next(), {}, lease_id)
+            for sid, lease_id, until in leases
+        ]
+        return set(self._store.write_progress(writes)) if writes else set()
+
     def renew_lease(self, session_id: str, lease_id: str, until: float, **run: Any) -> bool:
         """Move the lease of run ``lease_id`` to ``until`` (epoch s), written now, not
         coalesced: False when that lease is no longer the session's (taken over, finished)."""

@@ -323,6 +323,20 @@ class StateStore(abc.ABC):
     def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
         """Metadata and the hot keys only: the cost of this read must not grow with the state."""
 
+    def load_hot_many(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The hot keys of each of these sessions that has a document, by id.
+
+        For the process-wide lease keeper and the takeover sweep, which look at every run
+        they know of each half second: a backend answers all of them with one statement
+        (this default asks one by one).
+        """
+        found = {}
+        for sid in session_ids:
+            hot = self.load_hot(sid)
+            if hot is not None:
+                found[sid] = hot[1]
+        return found
+
     @abc.abstractmethod
     def write_state(
         self, session_id: str, state: dict[str, Any], *, expected_revision: int, new_revision: int

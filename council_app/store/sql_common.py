@@ -154,6 +154,18 @@ class SqlMetadata(SpendSql):
             return None
         return SessionRow.from_db(row), dict(row.progress or {})
 
+    def load_hot_many(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        def chunks(conn: Connection) -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
+            for i in range(0, len(session_ids), 1000):
+                query = select(session_state.c.session_id, session_state.c.progress).where(
+                    session_state.c.session_id.in_(session_ids[i : i + 1000])
+                )
+                found.update({r.session_id: dict(r.progress or {}) for r in conn.execute(query)})
+            return found
+
+        return self._read(chunks)
+
     @staticmethod
     def _insert_session_row(conn: Connection, row: SessionRow, state: dict[str, Any]) -> None:
         meta = meta_from_state(state)

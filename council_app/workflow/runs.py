@@ -135,6 +135,7 @@ class _Live:
     handover: threading.Event = field(default_factory=threading.Event)
     finishing: threading.Event = field(default_factory=threading.Event)
     kept: dict[str, Outcome] = field(default_factory=dict)  # a retry's good answers
+    next_renew: float = 0.0  # time.monotonic() when the lease keeper renews it next
 
     @property
     def lease_id(self) -> str:
@@ -169,6 +170,7 @@ class Runs(StepsBase):
         self.held: set[str] = set()  # sessions whose results wait for the database
         self._sweeper_pid: int | None = None
         self._sweeper_lock = threading.Lock()
+        self._keeper_pid: int | None = None
 
     # -- starting -------------------------------------------------------------------------
 
@@ -263,18 +265,20 @@ class Runs(StepsBase):
         kept: dict[str, Outcome] | None = None,
     ) -> None:
         live = _Live(sid, spec, dict(snapshot["run"]), kept=dict(kept or {}))
+        live.next_renew = time.monotonic() + self._renew_every
         live.thread = threading.Thread(
             target=self._guarded, args=(live, snapshot), name=f"run-{spec.kind}-{sid}", daemon=True
         )
         with self._lock:
             self._live[sid] = live
+            if self._keeper_pid != os.getpid():  # one per process, started with its first run
+                self._keeper_pid = os.getpid()
+                threading.Thread(target=self._keep_leases, name="lease-keeper", daemon=True).start()
         live.thread.start()
 
     # -- the runner -----------------------------------------------------------------------
 
     def _guarded(self, live: _Live, snapshot: dict[str, Any]) -> None:
-        beat = threading.Thread(target=self._heartbeat, args=(live,), daemon=True, name="lease")
-        beat.start()
         if self._on_run_change:
             self._on_run_change(live.spec.kind, 1)
         try:
@@ -536,34 +540,67 @@ class Runs(StepsBase):
         run = state.get("run")
         return isinstance(run, dict) and run.get("root") == live.root
 
-    def _heartbeat(self, live: _Live) -> None:
-        lease = self.settings.run_lease_seconds
-        renew_every = max(0.5, lease / 4)
-        next_renew = time.monotonic() + renew_every
-        while not live.abort.wait(POLL_S):
+    @property
+    def _renew_every(self) -> float:
+        return max(0.5, self.settings.run_lease_seconds / 4)
+
+    def _keep_leases(self) -> None:
+        """The process's one heartbeat for every run it holds, each ``POLL_S``.
+
+        A thread per run polling its own session made hundreds of threads and a read per
+        run per poll (500 a second for 250 councils), enough to drain the connection pool
+        under load (issue 16).  One tick costs two statements, however many runs.
+        """
+        while True:
+            with self._lock:
+                if self._stopping.is_set() and not self._live:
+                    self._keeper_pid = None
+                    return
+                lives = [live for live in self._live.values() if not live.abort.is_set()]
+            if lives:
+                try:
+                    self._beat(lives)
+                except Exception:  # the keeper must outlive any one bad tick
+                    log.exception("Lease keeper tick failed")
+            time.sleep(POLL_S)
+
+    def _beat(self, lives: list[_Live]) -> None:
+        """Renew the leases that are due, in one transaction, then look for cancel
+        requests made elsewhere, in one read."""
+        for live in lives:
             if live.stop_reason() == DEADLINE:
                 live.abort.set()
-                break
+        lives = [live for live in lives if not live.abort.is_set()]
+        now = time.monotonic()
+        due = [live for live in lives if now >= live.next_renew]
+        if due:
+            until = time.time() + self.settings.run_lease_seconds
             try:
-                if time.monotonic() >= next_renew:
-                    until = time.time() + lease
-                    if self.states.renew_lease(live.sid, live.lease_id, until):
-                        live.run["lease_until"] = until
-                        next_renew = time.monotonic() + renew_every
-                    elif not live.finishing.is_set():
-                        live.superseded.set()
-                        live.abort.set()
-                        break
-                found = self.states.hot(live.sid)
-                run = (found[1].get("run") if found else None) or {}
-                if run.get("cancel"):
-                    live.cancelled.set()
-                    live.abort.set()
-                    break
+                lost = self.states.renew_leases([(x.sid, x.lease_id, until) for x in due])
             except StoreUnavailable:
-                next_renew = time.monotonic() + 0.25  # renew first thing when it is back
+                for live in due:  # renew first thing when it is back
+                    live.next_renew = time.monotonic() + 0.25
+                return
             except StoreError:
-                log.warning("Heartbeat of %s failed", live.sid, exc_info=True)
+                log.warning("Lease renewal failed", exc_info=True)
+                return
+            for live in due:
+                if live.sid not in lost:
+                    live.run["lease_until"] = until
+                    live.next_renew = now + self._renew_every
+                elif not live.finishing.is_set():
+                    live.superseded.set()  # taken over elsewhere, or the session is gone
+                    live.abort.set()
+        try:
+            hots = self.states.hot_many([x.sid for x in lives if not x.abort.is_set()])
+        except StoreError as e:
+            log.debug("Cancel look-up skipped: %s", e)
+            return
+        for live in lives:
+            run = hots.get(live.sid, {}).get("run")
+            if isinstance(run, dict) and run.get("cancel"):
+                live.cancelled.set()
+                live.abort.set()
 
     def _release(self, live: _Live) -> None:
         """Hand the run over now: the lease ends, the checkpoints stay."""
@@ -625,14 +662,13 @@ class Runs(StepsBase):
     def sweep_expired(self) -> int:
         """Take over every run whose lease ran out; returns how many this process took."""
         taken = 0
-        for sid in self.states.running_sessions():
+        with self._lock:
+            ours = set(self._live)  # the lease keeper renews these
+        others = [sid for sid in self.states.running_sessions() if sid not in ours]
+        for sid, hot in self.states.hot_many(others).items():
             if self._stopping.is_set():
                 break
-            with self._lock:
-                if sid in self._live:
-                    continue  # ours: the heartbeat keeps it
-            found = self.states.hot(sid)
-            if found and lease_expired(found[1]) and self.take_over(sid):
+            if lease_expired(hot) and self.take_over(sid):
                 taken += 1
         return taken
 

@@ -213,6 +213,21 @@ def test_run_progress_applies_while_its_run_is_current(store: StateStore) -> Non
     assert loaded.revision == 100
 
 
+def test_hot_keys_of_many_sessions_in_one_read(store: StateStore) -> None:
+    ids = [f"session_20251210_160742_{i:06x}" for i in range(1200)]  # more than one chunk
+    for i, sid in enumerate(ids):
+        store.create_session(
+            make_row(sid), base_state(sid, run={"id": f"run-{i}", "cancel": i % 7 == 0}), 1
+        )
+    store.write_progress([ProgressWrite(ids[5], {"progress": {"execution": 40}}, 2)])
+    found = store.load_hot_many([*ids, "session_20251210_160742_ffffff"])
+    assert sorted(found) == sorted(ids)  # the unknown id is left out
+    assert [found[sid]["run"]["cancel"] for sid in ids] == [i % 7 == 0 for i in range(1200)]
+    assert found[ids[5]]["progress"] == {"execution": 40}
+    assert "x_unknown_key" not in found[ids[0]]  # hot keys only
+    assert store.load_hot_many([]) == {}
+
+
 def test_run_progress_is_rejected_once_the_run_is_replaced(store: StateStore) -> None:
     store.create_session(make_row(), base_state(run={"id": "run-2"}), revision=1)
     old = ProgressWrite(SID, {"execution_status": {"A": "Done"}}, 500, run_id="run-1")

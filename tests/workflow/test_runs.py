@@ -98,6 +98,60 @@ def test_cancel_aborts_calls_in_flight_within_two_seconds(backend_settings: Sett
         svc.shutdown(timeout=2)
 
 
+def test_a_cancel_sent_to_another_worker_stops_the_run_within_two_seconds(
+    backend_settings: Settings,
+) -> None:
+    """The worker holding the run hears of a cancel made elsewhere through its lease
+    keeper's read of every run it holds."""
+    holder = make_app(backend_settings, offline_latency_ms=60_000)
+    other = make_app(backend_settings)
+    try:
+        client = holder.test_client()
+        sid = new_session(client)
+        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
+        wait_until(lambda: set(member_states(client, sid).values()) == {"thinking"})
+        started = time.monotonic()
+        assert other.test_client().post(f"/api/sessions/{sid}/cancel").status_code == 202
+        assert holder.extensions["council"].workflow.join(sid, 2.0)
+        assert time.monotonic() - started < 2.0
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert (status["status"], set(member_states(client, sid).values())) == (
+            "execution_error",
+            {"cancelled"},
+        )
+    finally:
+        holder.extensions["council"].shutdown(timeout=2)
+        other.extensions["council"].shutdown(timeout=2)
+
+
+def test_one_lease_keeper_renews_every_run_of_the_process(backend_settings: Settings) -> None:
+    """Six runs at once: one keeper thread, no thread per run for its lease, and every
+    lease moved forward while the members wait for their answers."""
+    app = make_app(backend_settings, offline_latency_ms=60_000, run_lease_seconds=2)
+    svc = app.extensions["council"]
+    client = app.test_client()
+    try:
+        sids = [new_session(client) for _ in range(6)]
+        for sid in sids:
+            assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
+        states = svc.workflow.runs.states
+
+        def lease(sid: str) -> float:
+            return float(states.hot(sid)[1]["run"]["lease_until"])
+
+        first = {sid: lease(sid) for sid in sids}
+        # renewed every lease/4 = 0.5 s: a second on, each was moved at least once
+        wait_until(lambda: all(lease(sid) > first[sid] + 1 for sid in sids), timeout=10)
+        names = [t.name for t in threading.enumerate()]
+        assert names.count("lease-keeper") == 1
+        assert "lease" not in names
+        assert all(
+            client.get(f"/api/sessions/{s}/status").json["status"] == "executing" for s in sids
+        )
+    finally:
+        svc.shutdown(timeout=2)
+
+
 def test_hard_delete_and_execute_racing_exactly_one_wins(backend_settings: Settings) -> None:
     app = make_app(backend_settings, offline_latency_ms=20)
     svc = app.extensions["council"]
