@@ -128,7 +128,7 @@ class _Live:
     sid: str
     spec: StepSpec
     run: dict[str, Any]  # the run record as this holder wrote it
-    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)  # no longer held here
     abort: threading.Event = field(default_factory=threading.Event)  # stop asking, now
     cancelled: threading.Event = field(default_factory=threading.Event)
     superseded: threading.Event = field(default_factory=threading.Event)
@@ -152,6 +152,17 @@ class _Live:
         if isinstance(deadline, int | float) and time.time() > deadline:
             return DEADLINE
         return None
+
+
+@dataclass
+class _Plan:
+    """A run's members as its first act left them: who is still to be asked, and how."""
+
+    members: list[Member]
+    outcomes: list[Outcome | None]  # filled in as members answer
+    meter: CostMeter
+    todo: list[int]
+    ask: Callable[[int], None]
 
 
 class Runs(StepsBase):
@@ -264,25 +275,53 @@ class Runs(StepsBase):
         snapshot: dict[str, Any],
         kept: dict[str, Outcome] | None = None,
     ) -> None:
+        """Hold the run here: its lease kept by the process's keeper, its work queued on the
+        process's pool (no thread of its own)."""
         live = _Live(sid, spec, dict(snapshot["run"]), kept=dict(kept or {}))
         live.next_renew = time.monotonic() + self._renew_every
-        live.thread = threading.Thread(
-            target=self._guarded, args=(live, snapshot), name=f"run-{spec.kind}-{sid}", daemon=True
-        )
         with self._lock:
             self._live[sid] = live
             if self._keeper_pid != os.getpid():  # one per process, started with its first run
                 self._keeper_pid = os.getpid()
                 threading.Thread(target=self._keep_leases, name="lease-keeper", daemon=True).start()
-        live.thread.start()
+        if self._on_run_change:
+            self._on_run_change(spec.kind, 1)
+        try:
+            llm_pool.member_pool(self.settings.llm_max_concurrency).submit(
+                self._begin, live, snapshot
+            )
+        except RuntimeError:  # the interpreter is exiting: the lease runs out, a takeover
+            self._forget(live)  # elsewhere resumes the run
 
     # -- the runner -----------------------------------------------------------------------
 
-    def _guarded(self, live: _Live, snapshot: dict[str, Any]) -> None:
-        if self._on_run_change:
-            self._on_run_change(live.spec.kind, 1)
+    def _begin(self, live: _Live, snapshot: dict[str, Any]) -> None:
+        """A run's first act, on the pool: resume what is checkpointed, then start the
+        members; ``_end`` follows in the thread of the last of them."""
         try:
-            self._run(live, snapshot)
+            plan = self._prepare(live, snapshot)
+        except Exception as e:
+            self._end(live, snapshot, None, e)
+            return
+        # The process's bounded pool (LLM_MAX_CONCURRENCY), not a pool per run.
+        llm_pool.start_members(
+            plan.todo,
+            plan.ask,
+            self.settings.council_max_parallel,
+            self.settings.llm_max_concurrency,
+            then=lambda error: self._end(live, snapshot, plan, error),
+        )
+
+    def _end(
+        self, live: _Live, snapshot: dict[str, Any], plan: _Plan | None, error: BaseException | None
+    ) -> None:
+        """A run's last act, exactly once: its results written (or, after a bug, the
+        session marked failed, never left running), then it is no longer held here."""
+        try:
+            if error is not None:
+                raise error
+            assert plan is not None
+            self._finish(live, snapshot, plan)
         except Exception as e:  # a bug must not leave the session running
             log.exception("Run %s of %s failed", live.spec.kind, live.sid)
             reason = f"{INTERNAL_ERROR}: {type(e).__name__}"
@@ -295,14 +334,18 @@ class Runs(StepsBase):
             live.finishing.set()
             self._write_until_stored(live.sid, failed, snapshot)
         finally:
-            live.abort.set()
-            with self._lock:
-                if self._live.get(live.sid) is live:
-                    del self._live[live.sid]
-            if self._on_run_change:
-                self._on_run_change(live.spec.kind, -1)
+            self._forget(live)
 
-    def _run(self, live: _Live, snapshot: dict[str, Any]) -> None:
+    def _forget(self, live: _Live) -> None:
+        live.abort.set()
+        with self._lock:
+            if self._live.get(live.sid) is live:
+                del self._live[live.sid]
+        if self._on_run_change:
+            self._on_run_change(live.spec.kind, -1)
+        live.done.set()
+
+    def _prepare(self, live: _Live, snapshot: dict[str, Any]) -> _Plan:
         spec, sid = live.spec, live.sid
         # The call log goes to the session's folder.  Sessions from before the folder was
         # made at creation (or migrated) may lack it: made here, right after the start's
@@ -388,11 +431,10 @@ class Runs(StepsBase):
             self._checkpoint(live, member, outcome, usage)
             self._report(live, members, outcomes, meter, [member.name])
 
-        # The process's bounded pool (LLM_MAX_CONCURRENCY), not a pool per run.
-        llm_pool.run_members(
-            todo, one, self.settings.council_max_parallel, self.settings.llm_max_concurrency
-        )
+        return _Plan(members, outcomes, meter, todo, one)
 
+    def _finish(self, live: _Live, snapshot: dict[str, Any], plan: _Plan) -> None:
+        spec, sid, outcomes = live.spec, live.sid, plan.outcomes
         finished_all = all(o is not None for o in outcomes)
         stopped = live.stop_reason()
         if not finished_all and stopped is None:
@@ -409,8 +451,8 @@ class Runs(StepsBase):
             if not isinstance(state.get("progress"), dict):
                 state["progress"] = {}
             spec.finish(state, outcomes, stopped)
-            state["tokens"] = meter.snapshot()
-            self._settle_members(state, live, members, outcomes)
+            state["tokens"] = plan.meter.snapshot()
+            self._settle_members(state, live, plan.members, outcomes)
             state["run"] = None
 
         self._write_until_stored(sid, finish, snapshot)
@@ -767,10 +809,7 @@ class Runs(StepsBase):
         """Wait for this process's run of a session; True when none is left."""
         with self._lock:
             live = self._live.get(sid)
-        if live is not None and live.thread is not None:
-            live.thread.join(timeout)
-            return not live.thread.is_alive()
-        return True
+        return live is None or live.done.wait(timeout)
 
     def wait_settled(self, sid: str, root: str, timeout: float) -> dict[str, Any] | None:
         """Wait until the run ``root`` is over, wherever it runs; the document then, or None
@@ -807,8 +846,7 @@ class Runs(StepsBase):
                 live.abort.set()
         deadline = time.monotonic() + timeout
         for live in lives:
-            if live.thread is not None:
-                live.thread.join(max(0.0, deadline - time.monotonic()))
+            live.done.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _cost(usage: dict[str, Any]) -> float | None:

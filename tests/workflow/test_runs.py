@@ -125,8 +125,8 @@ def test_a_cancel_sent_to_another_worker_stops_the_run_within_two_seconds(
 
 
 def test_one_lease_keeper_renews_every_run_of_the_process(backend_settings: Settings) -> None:
-    """Six runs at once: one keeper thread, no thread per run for its lease, and every
-    lease moved forward while the members wait for their answers."""
+    """Six runs at once: one keeper thread, no thread of a run's own, and every lease
+    moved forward while the members wait for their answers."""
     app = make_app(backend_settings, offline_latency_ms=60_000, run_lease_seconds=2)
     svc = app.extensions["council"]
     client = app.test_client()
@@ -145,6 +145,7 @@ def test_one_lease_keeper_renews_every_run_of_the_process(backend_settings: Sett
         names = [t.name for t in threading.enumerate()]
         assert names.count("lease-keeper") == 1
         assert "lease" not in names
+        assert not [n for n in names if n.startswith("run-")]  # runs wait on the pool's threads
         assert all(
             client.get(f"/api/sessions/{s}/status").json["status"] == "executing" for s in sids
         )
