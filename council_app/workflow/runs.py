@@ -8,8 +8,11 @@ Lifecycle (docs/OPERATIONS.md draws it):
   holder's lease (a takeover gives it a new one, so the old holder's progress is refused).
 * **members** — fanned out in parallel (bounded); each finished member is checkpointed at
   once in ``run_members`` (one small row: answer and cost), then reported as progress.
-* **heartbeat** — a direct, tiny run-scoped write renews the lease; a refused renewal means
-  the run was taken over (or finished) elsewhere.  The same loop reads the cancel request.
+* **heartbeat** — one lease keeper per process renews the leases of every run it holds in
+  one batched run-scoped write; a refused renewal means the run was taken over (or
+  finished) elsewhere.  The same tick reads every held run's cancel request in one query.
+* **threads** — a run has none of its own: its first act, its members and its finish run
+  on the process's bounded pool (``llm_pool``), so threads stay flat however many runs.
 * **takeover** — any worker's sweeper claims a run whose lease ran out (compare-and-set on
   the document's revision, so exactly one claims it) and resumes it: only members with no
   checkpoint are asked again, their cost is added once from the checkpoints.
