@@ -18,6 +18,7 @@ from council_app.flusher import FlusherStats, ProgressFlusher
 from council_app.revisions import RevisionClock
 from council_app.store.base import (
     DocumentView,
+    HotRow,
     MemberCheckpoint,
     ProgressWrite,
     RevisionConflict,
@@ -107,7 +108,7 @@ class SessionStates:
             deep_merge(view.small, {k: v for k, v in pending.items() if k in small_keys})
         return view
 
-    def hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
+    def hot(self, session_id: str) -> tuple[HotRow, dict[str, Any]] | None:
         """Metadata and hot keys (what /status needs), with unflushed progress overlaid."""
         found, pending = self._read_own(session_id, lambda: self._store.load_hot(session_id))
         if found is None:

@@ -36,7 +36,7 @@ from council_app.api.schemas import (
 )
 from council_app.services import services
 from council_app.session_ids import is_valid_session_id, session_dir
-from council_app.store.base import DocumentView, ListCursor, SessionRow, document_view
+from council_app.store.base import DocumentView, HotRow, ListCursor, SessionRow, document_view
 from council_app.workflow.session_log import read_log_entries
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
@@ -66,7 +66,10 @@ def _check_id(session_id: str) -> None:
         raise ApiError(404, "not_found", "Session not found")
 
 
-def _owned(row: SessionRow | None, user: str) -> SessionRow:
+Row = TypeVar("Row", SessionRow, HotRow)
+
+
+def _owned(row: Row | None, user: str) -> Row:
     """404 for missing and for other users' sessions (never reveal they exist); 410 deleted."""
     if row is None or row.user_id != user:
         raise ApiError(404, "not_found", "Session not found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from council_app.settings import Settings
 from council_app.store.base import (
     HOT_KEYS,
+    HotRow,
     ProgressWrite,
     RevisionConflict,
     SessionRow,
@@ -51,6 +52,7 @@ def build_store(settings: Settings) -> StateStore:
 
 __all__ = [
     "HOT_KEYS",
+    "HotRow",
     "ProgressWrite",
     "RevisionConflict",
     "SessionRow",

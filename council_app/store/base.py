@@ -92,6 +92,23 @@ class SessionRow:
         )
 
 
+@dataclass(frozen=True)
+class HotRow:
+    """The metadata a poll needs next to the hot keys: the owner, the deletion and the
+    status columns (fallbacks for a document without them).  Fewer columns than
+    ``SessionRow``: /status reads this on every poll (issue 16)."""
+
+    session_id: str
+    user_id: str
+    status: str
+    current_step: str
+    deleted_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: SessionRow) -> HotRow:
+        return cls(row.session_id, row.user_id, row.status, row.current_step, row.deleted_at)
+
+
 @dataclass
 class StoredState:
     state: dict[str, Any]
@@ -320,7 +337,7 @@ class StateStore(abc.ABC):
         return document_view(row, stored.state, small_keys, raw_keys)
 
     @abc.abstractmethod
-    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
+    def load_hot(self, session_id: str) -> tuple[HotRow, dict[str, Any]] | None:
         """Metadata and the hot keys only: the cost of this read must not grow with the state."""
 
     def load_hot_many(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -37,6 +37,7 @@ from typing import Any
 from council_app.session_ids import is_valid_session_id
 from council_app.store import legacy_files
 from council_app.store.base import (
+    HotRow,
     RevisionConflict,
     SessionRow,
     StateStore,
@@ -164,14 +165,14 @@ class LegacyFileFallback(StoreDecorator):
         state = legacy_files.read_state(self.sessions_dir, session_id)
         return None if state is None else StoredState(state, 0)
 
-    def load_hot(self, session_id: str) -> tuple[SessionRow, dict[str, Any]] | None:
+    def load_hot(self, session_id: str) -> tuple[HotRow, dict[str, Any]] | None:
         found = self.inner.load_hot(session_id)
         if found is not None:
             return found
         state = legacy_files.read_state(self.sessions_dir, session_id)
         if state is None:
             return None
-        return self._file_row(session_id, state), hot_part(state)
+        return HotRow.of(self._file_row(session_id, state)), hot_part(state)
 
     def list_sessions(
         self, user_id: str, limit: int, offset: int = 0, **filters: Any

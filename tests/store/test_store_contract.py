@@ -91,9 +91,12 @@ def test_progress_merges_deeply_and_overlays_on_read(store: StateStore) -> None:
     assert loaded.state["execution_status"] == {"A": "Done", "B": "Queued"}
     assert loaded.state["progress"] == {"execution": 50}
     assert loaded.state["x_unknown_key"]["kept"][2] == {"deep": "yes"}
-    row, hot = store.load_hot(SID)  # type: ignore[misc]
+    hot_row, hot = store.load_hot(SID)  # type: ignore[misc]
     assert hot["execution_status"]["A"] == "Done"
     assert "x_unknown_key" not in hot
+    assert (hot_row.user_id, hot_row.status, hot_row.deleted_at) == ("alice", "idle", None)
+    row = store.get_session(SID)
+    assert row is not None
     assert row.cost_usd == pytest.approx(0.25)
     assert row.total_tokens == 1200
 
