@@ -29,19 +29,25 @@ def answers(client: Any, sid: str) -> dict[str, dict[str, Any]]:
     return {r["agent_name"]: r for r in results}
 
 
-def test_a_retry_handed_over_keeps_the_kept_members(backend_settings: Settings) -> None:
-    first = make_app(backend_settings, offline_latency_ms=0, offline_fail_members=("Bo",))
+def executed_with_bo_failing(settings: Settings) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A session executed once with Bo's call failing: its id, answers and tokens."""
+    first = make_app(settings, offline_latency_ms=0, offline_fail_members=("Bo",))
     try:
         client = first.test_client()
         sid = new_session(client)
         assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
         assert first.extensions["council"].workflow.join(sid, 30)
-        assert client.get(f"/api/sessions/{sid}/status").json["status"] == "execution_complete"
+        status = client.get(f"/api/sessions/{sid}/status").json
+        assert status["status"] == "execution_complete"
         before = answers(client, sid)
         assert before["Bo"]["status"] == "error"
-        tokens_before = client.get(f"/api/sessions/{sid}/status").json["tokens"]
+        return sid, before, status["tokens"]
     finally:
         first.extensions["council"].shutdown(timeout=5)
+
+
+def test_a_retry_handed_over_keeps_the_kept_members(backend_settings: Settings) -> None:
+    sid, before, tokens_before = executed_with_bo_failing(backend_settings)
 
     # The retry starts on a worker whose calls take a minute, which then leaves.
     leaving = make_app(backend_settings, offline_latency_ms=60_000, run_lease_seconds=60)
@@ -88,16 +94,7 @@ class ProcessDied(BaseException):
 def test_a_retry_whose_worker_dies_right_after_starting_it_keeps_the_kept_members(
     backend_settings: Settings,
 ) -> None:
-    first = make_app(backend_settings, offline_latency_ms=0, offline_fail_members=("Bo",))
-    try:
-        client = first.test_client()
-        sid = new_session(client)
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
-        assert first.extensions["council"].workflow.join(sid, 30)
-        before = answers(client, sid)
-        assert before["Bo"]["status"] == "error"
-    finally:
-        first.extensions["council"].shutdown(timeout=5)
+    sid, before, _ = executed_with_bo_failing(backend_settings)
 
     # The worker dies the moment the retry's start is stored: no line of it runs after
     # the compare-and-set, not even the one launching the run.
