@@ -53,6 +53,14 @@ def member_states(client: Any, sid: str, step: str = "execute") -> dict[str, str
     return {name: m["state"] for name, m in members.items()}
 
 
+def executing(client: Any) -> str:
+    """A new session whose execute has every member waiting for its answer."""
+    sid = new_session(client)
+    assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
+    wait_until(lambda: set(member_states(client, sid).values()) == {"thinking"})
+    return sid
+
+
 def test_sigterm_hands_the_run_over_at_once(backend_settings: Settings) -> None:
     """The leaving worker releases its lease; another takes over long before the lease
     (60 s here) would have run out, and finishes the run."""
@@ -60,9 +68,7 @@ def test_sigterm_hands_the_run_over_at_once(backend_settings: Settings) -> None:
     staying = None
     try:
         client = leaving.test_client()
-        sid = new_session(client)
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
-        wait_until(lambda: set(member_states(client, sid).values()) == {"thinking"})
+        sid = executing(client)
         started = time.monotonic()
         leaving.extensions["council"].shutdown(timeout=5)  # what worker_exit does on SIGTERM
         assert time.monotonic() - started < 3.0  # not waiting for 60 s answers
@@ -82,9 +88,7 @@ def test_cancel_aborts_calls_in_flight_within_two_seconds(backend_settings: Sett
     svc = app.extensions["council"]
     try:
         client = app.test_client()
-        sid = new_session(client)
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
-        wait_until(lambda: set(member_states(client, sid).values()) == {"thinking"})
+        sid = executing(client)
         started = time.monotonic()
         assert client.post(f"/api/sessions/{sid}/cancel").status_code == 202
         assert svc.workflow.join(sid, 2.0)
@@ -107,9 +111,7 @@ def test_a_cancel_sent_to_another_worker_stops_the_run_within_two_seconds(
     other = make_app(backend_settings)
     try:
         client = holder.test_client()
-        sid = new_session(client)
-        assert client.post(f"/api/sessions/{sid}/execute").status_code == 200
-        wait_until(lambda: set(member_states(client, sid).values()) == {"thinking"})
+        sid = executing(client)
         started = time.monotonic()
         assert other.test_client().post(f"/api/sessions/{sid}/cancel").status_code == 202
         assert holder.extensions["council"].workflow.join(sid, 2.0)
