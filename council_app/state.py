@@ -167,22 +167,21 @@ class SessionStates:
         not overlaid)."""
         return self._store.load_hot_many(session_ids) if session_ids else {}
 
-    def renew_leases(self, leases: list[tuple[str, str, float]]) -> set[str]:
-        """``renew_lease`` for many runs in one transaction: (session, lease, until) each;
-        returns the sessions whose lease is no longer theirs."""
+    def renew_leases(self, leases: list[tuple[str, str, float]], **run: Any) -> set[str]:
+        """Move the lease of each run (session, lease id, until in epoch s), in one
+        transaction, written now, not coalesced; ``run`` adds fields to each run record.
+        Returns the sessions whose lease is no longer theirs (taken over, finished)."""
         writes = [
-            ProgressWrite(sid, {"run": {"lease_until": until}}, self._clock.next(), {}, lease_id)
+            ProgressWrite(
+                sid, {"run": {"lease_until": until, **run}}, self._clock.next(), {}, lease_id
+            )
             for sid, lease_id, until in leases
         ]
         return set(self._store.write_progress(writes)) if writes else set()
 
     def renew_lease(self, session_id: str, lease_id: str, until: float, **run: Any) -> bool:
-        """Move the lease of run ``lease_id`` to ``until`` (epoch s), written now, not
-        coalesced: False when that lease is no longer the session's (taken over, finished)."""
-        write = ProgressWrite(
-            session_id, {"run": {"lease_until": until, **run}}, self._clock.next(), {}, lease_id
-        )
-        return session_id not in self._store.write_progress([write])
+        """``renew_leases`` for one run: False when its lease is no longer the session's."""
+        return session_id not in self.renew_leases([(session_id, lease_id, until)], **run)
 
     def take_pending(self, session_id: str) -> ProgressWrite | None:
         """Remove and return this process's unflushed progress of a session."""
